@@ -1,0 +1,94 @@
+//! Mapping keys: namespaced per table and column, SHA-256 hashed by default.
+//!
+//! Plain-text form: `{table}/{column}/{value}`, so `users/id/42` and
+//! `posts/id/42` are different keys. Hashed form: `{table}/{hex(sha256(plain))}`:
+//! the table stays readable so one table's keys can be listed, the values do
+//! not, so emails and usernames never appear in KV key names.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// Turns (table, column, value) into the key under which a mapping is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyCodec {
+    hashed: bool,
+}
+
+impl Default for KeyCodec {
+    fn default() -> Self {
+        KeyCodec { hashed: true }
+    }
+}
+
+impl KeyCodec {
+    /// Hashed keys (the default) or plain-text keys.
+    pub fn new(hashed: bool) -> Self {
+        KeyCodec { hashed }
+    }
+
+    /// Whether keys are hashed.
+    pub fn is_hashed(self) -> bool {
+        self.hashed
+    }
+
+    /// The mapping key of `value` in `table.column`, checked against the store's key limit.
+    pub fn key(
+        self,
+        table: &'static str,
+        column: &'static str,
+        value: &Value,
+        max_len: usize,
+    ) -> Result<String> {
+        let plain = format!("{table}/{column}/{}", value.key_text());
+        let key = if self.hashed {
+            let digest = Sha256::digest(plain.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{table}/{hex}")
+        } else {
+            plain
+        };
+        if key.len() > max_len {
+            return Err(Error::KeyTooLong {
+                table,
+                column,
+                len: key.len(),
+                limit: max_len,
+            });
+        }
+        Ok(key)
+    }
+
+    /// The prefix every mapping key of `table` starts with.
+    pub fn table_prefix(table: &str) -> String {
+        format!("{table}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_namespaced_per_table_and_hashed_by_default() {
+        let codec = KeyCodec::default();
+        let users = codec.key("users", "id", &Value::Integer(42), 512).unwrap();
+        let posts = codec.key("posts", "id", &Value::Integer(42), 512).unwrap();
+        assert_ne!(users, posts);
+        assert!(users.starts_with("users/") && users.len() == "users/".len() + 64, "{users}");
+        assert!(!users.contains("42"));
+
+        let plain = KeyCodec::new(false);
+        let email = Value::Text("a@b.c".into());
+        assert_eq!(plain.key("users", "email", &email, 512).unwrap(), "users/email/a@b.c");
+    }
+
+    #[test]
+    fn over_long_plain_keys_are_refused() {
+        let long = Value::Text("x".repeat(600));
+        let err = KeyCodec::new(false).key("users", "email", &long, 512).unwrap_err();
+        assert_eq!(err.code(), "key_too_long");
+        assert!(KeyCodec::default().key("users", "email", &long, 512).is_ok());
+    }
+}

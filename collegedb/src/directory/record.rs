@@ -1,0 +1,94 @@
+//! The value stored under a mapping key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// Where a key's row lives.
+///
+/// Stored as JSON: `{"shard":"shard-1","pk":"u-42","created":1700000000000,"updated":1700000000000}`.
+/// `pk` is present on alias records only: an alias resolves to the row's
+/// primary key as well as its shard, so the row is read by primary key and
+/// the alias is checked against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingRecord {
+    /// The shard that holds the row.
+    pub shard: String,
+    /// The row's primary key (alias records only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pk: Option<serde_json::Value>,
+    /// When the mapping was created, in milliseconds since the Unix epoch.
+    pub created: u64,
+    /// When the mapping last changed, in milliseconds since the Unix epoch.
+    pub updated: u64,
+}
+
+impl MappingRecord {
+    /// A new record for `shard`, created now.
+    pub fn new(shard: &str, pk: Option<&Value>, now_ms: u64) -> Self {
+        MappingRecord {
+            shard: shard.to_owned(),
+            pk: pk.map(|v| match v {
+                Value::Integer(i) => serde_json::Value::from(*i),
+                other => serde_json::Value::from(other.key_text()),
+            }),
+            created: now_ms,
+            updated: now_ms,
+        }
+    }
+
+    /// Parses a stored record; `key` names it in the error.
+    pub fn parse(key: &str, json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| Error::CorruptMapping {
+            key: key.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The JSON to store.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a mapping record always serializes")
+    }
+
+    /// The primary key this alias record points to.
+    pub fn primary_key(&self, key: &str) -> Result<Value> {
+        match &self.pk {
+            Some(serde_json::Value::String(s)) => Ok(Value::Text(s.clone())),
+            Some(serde_json::Value::Number(n)) => n.as_i64().map(Value::Integer).ok_or_else(|| {
+                Error::CorruptMapping {
+                    key: key.to_owned(),
+                    message: format!("primary key {n} is not a 64-bit integer"),
+                }
+            }),
+            _ => Err(Error::CorruptMapping {
+                key: key.to_owned(),
+                message: "an alias record has no primary key".to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_typed_primary_keys() {
+        let rec = MappingRecord::new("shard-1", Some(&Value::Integer(7)), 5);
+        let json = rec.to_json();
+        assert_eq!(json, r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#);
+        let back = MappingRecord::parse("k", &json).unwrap();
+        assert_eq!(back.primary_key("k").unwrap(), Value::Integer(7));
+
+        let text = MappingRecord::new("s", Some(&Value::Text("u-1".into())), 1);
+        assert_eq!(text.primary_key("k").unwrap(), Value::Text("u-1".into()));
+    }
+
+    #[test]
+    fn corrupt_records_are_typed_errors() {
+        assert_eq!(MappingRecord::parse("k", "{oops").unwrap_err().code(), "corrupt_mapping");
+        let no_pk = MappingRecord::new("s", None, 1);
+        assert_eq!(no_pk.primary_key("k").unwrap_err().code(), "corrupt_mapping");
+    }
+}

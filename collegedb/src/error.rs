@@ -1,0 +1,200 @@
+//! The one error type of CollegeDB, with stable codes.
+
+/// Everything that can go wrong in CollegeDB.
+///
+/// Each variant has a stable code (see [`Error::code`]) that is safe to match
+/// on, log or return to clients; messages may be reworded between releases,
+/// codes never are.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A mapping, a coordinator or the caller named a shard that is not configured.
+    #[error("unknown shard `{shard}`: configure it on the database or fix the mapping that names it")]
+    UnknownShard {
+        /// The shard name that was not found.
+        shard: String,
+    },
+
+    /// The database was opened with no shards.
+    #[error("no shards are configured: give the database at least one shard")]
+    NoShards,
+
+    /// Every shard is at or over the configured size limit, so a new key has nowhere to go.
+    #[error("every shard is at or over the size limit of {limit_bytes} bytes: add a shard or raise the limit")]
+    ShardsFull {
+        /// The configured per-shard limit.
+        limit_bytes: u64,
+    },
+
+    /// An insert used a primary key that already exists.
+    #[error("a `{table}` row with primary key `{key}` already exists: update it, or insert with another key")]
+    DuplicateKey {
+        /// The table.
+        table: &'static str,
+        /// The primary key, as text.
+        key: String,
+    },
+
+    /// An insert or update gave a lookup column a value that another row already has.
+    #[error("`{table}.{column}` must be unique, and another row already has this value: pick another value")]
+    DuplicateAlias {
+        /// The table.
+        table: &'static str,
+        /// The lookup column.
+        column: &'static str,
+    },
+
+    /// An update named a row that does not exist.
+    #[error("no `{table}` row has primary key `{key}`: insert it first")]
+    NotFound {
+        /// The table.
+        table: &'static str,
+        /// The primary key, as text.
+        key: String,
+    },
+
+    /// A stored value could not be decoded into the model's field type.
+    #[error("column `{table}.{column}`: expected {expected}, found {found}: the row does not match the model; migrate the column or change the field type")]
+    Decode {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What the model expects.
+        expected: &'static str,
+        /// What the row holds.
+        found: String,
+    },
+
+    /// An integer does not fit where it must go: a field type, or D1's exact range of ±2^53.
+    #[error("integer {value} is out of range for {target}: store it as TEXT or use a wider type")]
+    IntegerOutOfRange {
+        /// The value, as text (it may not fit in an `i64`).
+        value: String,
+        /// Where it had to fit.
+        target: &'static str,
+    },
+
+    /// A value could not be encoded for storage (for example a `#[sharded(json)]` field).
+    #[error("column `{column}` could not be encoded: {message}")]
+    Encode {
+        /// The column.
+        column: &'static str,
+        /// Why.
+        message: String,
+    },
+
+    /// A statement binds more parameters than the backend allows (D1: 100).
+    #[error("a statement binds {count} parameters but the backend allows {limit}: split the write")]
+    TooManyParameters {
+        /// Parameters bound.
+        count: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
+
+    /// A shard's database reported an error.
+    #[error("shard `{shard}` failed: {message}")]
+    Shard {
+        /// The shard.
+        shard: String,
+        /// The database's own message.
+        message: String,
+    },
+
+    /// The mapping store (KV, or the embedded mapping file) failed.
+    #[error("the mapping store failed: {0}")]
+    MappingStore(String),
+
+    /// The coordinator (Durable Object, or the embedded authority) failed or answered badly.
+    #[error("the shard coordinator failed: {0}")]
+    Coordinator(String),
+
+    /// A stored mapping record could not be read; the key is reported hashed.
+    #[error("the mapping record for `{key}` is corrupt ({message}): delete it and the router will find the row again")]
+    CorruptMapping {
+        /// The mapping key as stored.
+        key: String,
+        /// Why it could not be read.
+        message: String,
+    },
+
+    /// A mapping key is longer than the store allows (KV: 512 bytes), which can happen with plain-text keys.
+    #[error("the mapping key for `{table}.{column}` is {len} bytes, over the store's limit of {limit}: keep hashed keys on")]
+    KeyTooLong {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+
+    /// The database was configured inconsistently.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A local file or directory could not be used.
+    #[error("I/O error on `{path}`: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The system's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The stable, documented code of this error.
+    ///
+    /// | code | meaning |
+    /// |---|---|
+    /// | `unknown_shard` | a shard name is not configured |
+    /// | `no_shards` | the database has no shards |
+    /// | `shards_full` | every shard is at or over the size limit |
+    /// | `duplicate_key` | the primary key already exists |
+    /// | `duplicate_alias` | a lookup value is already taken |
+    /// | `not_found` | an update named a missing row |
+    /// | `decode` | a stored value does not fit the model |
+    /// | `integer_out_of_range` | an integer does not fit its target |
+    /// | `encode` | a value could not be encoded |
+    /// | `too_many_parameters` | a statement binds too many parameters |
+    /// | `shard` | a shard's database failed |
+    /// | `mapping_store` | the mapping store failed |
+    /// | `coordinator` | the coordinator failed |
+    /// | `corrupt_mapping` | a mapping record is unreadable |
+    /// | `key_too_long` | a mapping key is over the store's limit |
+    /// | `config` | the configuration is inconsistent |
+    /// | `io` | a local file could not be used |
+    ///
+    /// ```
+    /// let err = collegedb::Error::NoShards;
+    /// assert_eq!(err.code(), "no_shards");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownShard { .. } => "unknown_shard",
+            Error::NoShards => "no_shards",
+            Error::ShardsFull { .. } => "shards_full",
+            Error::DuplicateKey { .. } => "duplicate_key",
+            Error::DuplicateAlias { .. } => "duplicate_alias",
+            Error::NotFound { .. } => "not_found",
+            Error::Decode { .. } => "decode",
+            Error::IntegerOutOfRange { .. } => "integer_out_of_range",
+            Error::Encode { .. } => "encode",
+            Error::TooManyParameters { .. } => "too_many_parameters",
+            Error::Shard { .. } => "shard",
+            Error::MappingStore(_) => "mapping_store",
+            Error::Coordinator(_) => "coordinator",
+            Error::CorruptMapping { .. } => "corrupt_mapping",
+            Error::KeyTooLong { .. } => "key_too_long",
+            Error::Config(_) => "config",
+            Error::Io { .. } => "io",
+        }
+    }
+}
+
+/// The result type of CollegeDB.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

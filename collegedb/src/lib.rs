@@ -1,0 +1,67 @@
+//! CollegeDB: a typed ORM and shard router that spreads one SQLite schema over
+//! many Cloudflare D1 databases, or over local SQLite files.
+//!
+//! Declare a model with `#[derive(Sharded)]`, open a [`Database`] over a
+//! backend, and call the generated typed methods:
+//!
+//! ```
+//! # #[cfg(feature = "embedded")] {
+//! use collegedb::{embedded, Sharded, Strategy};
+//!
+//! #[derive(Sharded, Debug, PartialEq)]
+//! struct User {
+//!     #[primary_key]
+//!     id: String,
+//!     #[lookup]
+//!     email: String,
+//!     name: String,
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let db = embedded::Options::in_memory(4).strategy(Strategy::Hash).open()?;
+//! User::create_schema(&db).await?;
+//!
+//! let ada = User { id: "u-42".into(), email: "ada@example.com".into(), name: "Ada".into() };
+//! ada.insert(&db).await?;
+//! assert_eq!(User::get(&db, "u-42").await?.as_ref(), Some(&ada));
+//! assert_eq!(User::find_by_email(&db, "ada@example.com").await?, Some(ada));
+//! # Ok::<(), collegedb::Error>(())
+//! # }).unwrap();
+//! # }
+//! ```
+//!
+//! The layers: [`model`] (what the derive implements), [`strategy`]
+//! (placement), [`directory`] (key → shard mappings), [`router`] (resolution
+//! and fan-out), [`backend`] (the traits a backend implements, and the
+//! embedded and Cloudflare backends).
+
+pub mod backend;
+mod database;
+pub mod directory;
+mod error;
+pub mod model;
+mod platform;
+pub mod router;
+pub mod strategy;
+mod value;
+
+pub use backend::{Backend, Coordinator, KeyPage, MappingStore, ShardExecutor, ShardStats, Statement};
+pub use collegedb_derive::Sharded;
+pub use database::{Config, Database, ShardSpec};
+pub use error::{Error, Result};
+pub use model::Model;
+pub use strategy::{Placement, Region, ShardLocation, Strategy};
+pub use value::{Mismatch, SqlField, Value};
+
+#[cfg(feature = "embedded")]
+pub use backend::embedded;
+
+#[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
+pub use backend::cloudflare;
+
+/// Items the derive's generated code uses. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::model::{Lookup, TableSql};
+    pub use crate::value::{decode_column, decode_json, encode_json};
+}
