@@ -6,7 +6,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "embedded")] {
-//! use collegedb::{embedded, Sharded, Strategy};
+//! use collegedb::{embedded, Config, Sharded, Strategy};
 //!
 //! #[derive(Sharded, Debug, PartialEq)]
 //! struct User {
@@ -18,7 +18,9 @@
 //! }
 //!
 //! # futures::executor::block_on(async {
-//! let db = embedded::Options::in_memory(4).strategy(Strategy::Hash).open()?;
+//! let db = embedded::Options::in_memory(4)
+//!     .config(Config::default().strategy(Strategy::Hash))
+//!     .open()?;
 //! User::create_schema(&db).await?;
 //!
 //! let ada = User { id: "u-42".into(), email: "ada@example.com".into(), name: "Ada".into() };

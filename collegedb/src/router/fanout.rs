@@ -39,6 +39,8 @@ impl<B: Backend> Database<B> {
                 .flatten()
                 .collect();
             rows.sort_by(|a, b| compare(&a[M::PRIMARY_KEY], &b[M::PRIMARY_KEY]));
+            // A row caught mid-move by an interrupted rebalance is on two shards.
+            rows.dedup_by(|a, b| a[M::PRIMARY_KEY] == b[M::PRIMARY_KEY]);
             rows.into_iter().map(M::from_row).collect()
         }
         .instrument(span)

@@ -11,10 +11,12 @@
 //!   row and removed after it, so a crash leaves at worst a dangling alias
 //!   (which reads ignore and clean up), never an unreachable row.
 //! - [`fanout`]: `create_schema`, `list`, `count`: every shard at once.
+//! - [`rebalance`]: moving hash-placed rows home after shards are appended.
 
 pub mod fanout;
 pub mod place;
 pub mod read;
+pub mod rebalance;
 pub mod write;
 
 use tracing::Span;
@@ -81,6 +83,19 @@ impl<B: Backend> Database<B> {
     /// The hash home of a primary key among all shards.
     pub(crate) fn home(&self, key: &Value) -> usize {
         hash::home(&key.key_text(), self.shards.len())
+    }
+
+    /// The key's homes had there been fewer shards, newest first, without repeats.
+    pub(crate) fn previous_homes(&self, key: &Value) -> Vec<usize> {
+        let hash = hash::key_hash(&key.key_text());
+        let mut homes: Vec<usize> = Vec::new();
+        for count in (1..self.shards.len()).rev() {
+            let home = hash::jump(hash, count);
+            if !homes.contains(&home) {
+                homes.push(home);
+            }
+        }
+        homes
     }
 
     /// Runs one query on shard `index`, naming the shard in the span.

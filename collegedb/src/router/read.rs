@@ -112,6 +112,16 @@ impl<B: Backend> Database<B> {
         }
 
         if !self.may_live_off_home() {
+            // Jump hash only ever moves a key to an appended shard, so a key not
+            // yet rebalanced is at one of its homes under fewer shards.
+            for index in self.previous_homes(key) {
+                if !tried[index] {
+                    tried[index] = true;
+                    if let Some(found) = self.try_key::<M>(index, key).await? {
+                        return Ok(Some(found));
+                    }
+                }
+            }
             return Ok(None);
         }
         if let Some(guess) = self.first_guess(key).filter(|&g| !tried[g]) {

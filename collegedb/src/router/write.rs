@@ -255,7 +255,7 @@ impl<B: Backend> Database<B> {
     }
 
     /// Keeps the coordinator's key counts, best effort: the row is already written.
-    async fn count_change(&self, shard: usize, delta: i64) {
+    pub(crate) async fn count_change(&self, shard: usize, delta: i64) {
         if let Some(coordinator) = &self.coordinator {
             if let Err(err) = coordinator.adjust_count(&self.shards[shard].name, delta).await {
                 tracing::warn!(error = %err, "could not update the shard's key count");

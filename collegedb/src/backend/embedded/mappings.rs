@@ -46,7 +46,9 @@ impl SqliteMappings {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        // As for shards: WAL, and NORMAL durability (safe across application crashes).
         conn.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
             .map_err(store_error)?;
         Self::with(conn)
     }

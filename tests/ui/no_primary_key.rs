@@ -1,0 +1,9 @@
+use collegedb::Sharded;
+
+#[derive(Sharded)]
+struct User {
+    id: String,
+    name: String,
+}
+
+fn main() {}

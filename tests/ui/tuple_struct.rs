@@ -1,0 +1,6 @@
+use collegedb::Sharded;
+
+#[derive(Sharded)]
+struct UserId(#[primary_key] String);
+
+fn main() {}

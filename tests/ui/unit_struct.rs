@@ -1,0 +1,6 @@
+use collegedb::Sharded;
+
+#[derive(Sharded)]
+struct Marker;
+
+fn main() {}
