@@ -40,8 +40,12 @@ impl<B: Backend> Database<B> {
         let span = op_span("rebalance", M::TABLE, None, "hash");
         async {
             let mut report = Rebalanced::default();
+            // Read every shard before moving anything, so a moved row is not met again at its home.
+            let mut snapshots = Vec::with_capacity(self.shards.len());
             for source in 0..self.shards.len() {
-                let rows = self.query_on(source, M::SQL.select_all, Vec::new()).await?;
+                snapshots.push(self.query_on(source, M::SQL.select_all, Vec::new()).await?);
+            }
+            for (source, rows) in snapshots.into_iter().enumerate() {
                 for row in rows {
                     let key = row[M::PRIMARY_KEY].clone();
                     let home = self.home(&key);
