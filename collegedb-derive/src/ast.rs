@@ -33,6 +33,8 @@ impl<'a> Input<'a> {
     /// Parses the input's shape and attributes, recording errors in `cx`.
     pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Self {
         const NEEDS: &str = "#[derive(Sharded)] needs a struct with named fields";
+        // Parsed first, so its errors come first, as in the source.
+        let attrs = attr::Container::from_ast(cx, &input.attrs);
         let fields = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(
@@ -70,7 +72,7 @@ impl<'a> Input<'a> {
         Input {
             original: input,
             ident: &input.ident,
-            attrs: attr::Container::from_ast(cx, &input.attrs),
+            attrs,
             fields,
         }
     }

@@ -73,17 +73,16 @@ fn model_impl(model: &Model) -> TokenStream {
         let member = column.field.ident;
         let name = &column.name;
         let ty = column.field.ty;
-        // Spanned on the field's type, so a type that does not implement the
-        // trait is reported there.
         let decode = match column.storage {
-            Storage::Native(_) => {
-                quote_spanned!(ty.span()=> <#ty as ::collegedb::SqlField>::from_value)
-            }
-            Storage::Json => quote_spanned!(ty.span()=> ::collegedb::__private::decode_json::<#ty>),
+            Storage::Native(_) => quote!(<#ty as ::collegedb::SqlField>::from_value),
+            Storage::Json => quote!(::collegedb::__private::decode_json::<#ty>),
         };
-        quote! {
-            #member: ::collegedb::__private::decode_column(#table, #name, #cell, #decode)?
-        }
+        // Spanned on the field's type, so a type that does not implement the
+        // trait is reported there rather than on the derive.
+        let decoded = quote_spanned! {ty.span()=>
+            ::collegedb::__private::decode_column(#table, #name, #cell, #decode)?
+        };
+        quote!(#member: #decoded)
     });
     let defaults = model.skipped.iter().map(|field| {
         let member = field.ident;

@@ -92,7 +92,10 @@ fn main() {
     );
     assert_eq!(Member::primary_key_column(), "member_id");
     assert_eq!(Member::LOOKUPS.len(), 2);
-    assert_eq!((Member::LOOKUPS[1].column, Member::LOOKUPS[1].index), ("badge", 2));
+    assert_eq!(
+        (Member::LOOKUPS[1].column, Member::LOOKUPS[1].index),
+        ("badge", 2)
+    );
     assert_eq!(BlogPost::TABLE, "blog_posts");
     assert_eq!(BlogPost::COLUMNS, ["db", "type"]);
 
@@ -113,7 +116,10 @@ fn main() {
         member(8).insert(&db).await?;
 
         assert_eq!(Member::get(&db, 7).await?, Some(ada.clone()));
-        assert_eq!(Member::find_by_handle(&db, "member-7").await?, Some(ada.clone()));
+        assert_eq!(
+            Member::find_by_handle(&db, "member-7").await?,
+            Some(ada.clone())
+        );
         assert_eq!(Member::find_by_badge(&db, -8).await?, Some(member(8)));
         assert_eq!(Member::count(&db).await?, 2);
 
