@@ -9,7 +9,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// A mapping, a coordinator or the caller named a shard that is not configured.
-    #[error("unknown shard `{shard}`: configure it on the database or fix the mapping that names it")]
+    #[error(
+        "unknown shard `{shard}`: configure it on the database or fix the mapping that names it"
+    )]
     UnknownShard {
         /// The shard name that was not found.
         shard: String,
@@ -85,7 +87,9 @@ pub enum Error {
     },
 
     /// A statement binds more parameters than the backend allows (D1: 100).
-    #[error("a statement binds {count} parameters but the backend allows {limit}: split the write")]
+    #[error(
+        "a statement binds {count} parameters but the backend allows {limit}: split the write"
+    )]
     TooManyParameters {
         /// Parameters bound.
         count: usize,

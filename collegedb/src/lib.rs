@@ -37,6 +37,8 @@
 //! and fan-out), [`backend`] (the traits a backend implements, and the
 //! embedded and Cloudflare backends).
 
+#![warn(missing_docs)]
+
 pub mod backend;
 mod database;
 pub mod directory;
@@ -47,7 +49,9 @@ pub mod router;
 pub mod strategy;
 mod value;
 
-pub use backend::{Backend, Coordinator, KeyPage, MappingStore, ShardExecutor, ShardStats, Statement};
+pub use backend::{
+    Backend, Coordinator, KeyPage, MappingStore, ShardExecutor, ShardStats, Statement,
+};
 pub use collegedb_derive::Sharded;
 pub use database::{Config, Database, ShardSpec};
 pub use error::{Error, Result};

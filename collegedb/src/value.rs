@@ -253,8 +253,8 @@ mod tests {
 
     #[test]
     fn decode_column_names_the_column() {
-        let err = decode_column("users", "age", Value::Text("x".into()), i32::from_value)
-            .unwrap_err();
+        let err =
+            decode_column("users", "age", Value::Text("x".into()), i32::from_value).unwrap_err();
         assert_eq!(err.code(), "decode");
         assert!(err.to_string().contains("users.age"), "{err}");
     }

@@ -54,3 +54,17 @@ pub async fn distribution(db: &Database<Embedded>) -> Vec<u64> {
         .map(|(_, n)| n)
         .collect()
 }
+
+/// Asserts that user `i` is found by primary key and by username.
+pub async fn assert_resolves(db: &Database<Embedded>, i: usize) {
+    assert_eq!(
+        User::get(db, &format!("u-{i}")).await.unwrap(),
+        Some(user(i))
+    );
+    assert_eq!(
+        User::find_by_username(db, &format!("user{i}"))
+            .await
+            .unwrap(),
+        Some(user(i))
+    );
+}

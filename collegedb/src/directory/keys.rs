@@ -76,19 +76,29 @@ mod tests {
         let users = codec.key("users", "id", &Value::Integer(42), 512).unwrap();
         let posts = codec.key("posts", "id", &Value::Integer(42), 512).unwrap();
         assert_ne!(users, posts);
-        assert!(users.starts_with("users/") && users.len() == "users/".len() + 64, "{users}");
+        assert!(
+            users.starts_with("users/") && users.len() == "users/".len() + 64,
+            "{users}"
+        );
         assert!(!users.contains("42"));
 
         let plain = KeyCodec::new(false);
         let email = Value::Text("a@b.c".into());
-        assert_eq!(plain.key("users", "email", &email, 512).unwrap(), "users/email/a@b.c");
+        assert_eq!(
+            plain.key("users", "email", &email, 512).unwrap(),
+            "users/email/a@b.c"
+        );
     }
 
     #[test]
     fn over_long_plain_keys_are_refused() {
         let long = Value::Text("x".repeat(600));
-        let err = KeyCodec::new(false).key("users", "email", &long, 512).unwrap_err();
+        let err = KeyCodec::new(false)
+            .key("users", "email", &long, 512)
+            .unwrap_err();
         assert_eq!(err.code(), "key_too_long");
-        assert!(KeyCodec::default().key("users", "email", &long, 512).is_ok());
+        assert!(KeyCodec::default()
+            .key("users", "email", &long, 512)
+            .is_ok());
     }
 }

@@ -55,12 +55,14 @@ impl MappingRecord {
     pub fn primary_key(&self, key: &str) -> Result<Value> {
         match &self.pk {
             Some(serde_json::Value::String(s)) => Ok(Value::Text(s.clone())),
-            Some(serde_json::Value::Number(n)) => n.as_i64().map(Value::Integer).ok_or_else(|| {
-                Error::CorruptMapping {
-                    key: key.to_owned(),
-                    message: format!("primary key {n} is not a 64-bit integer"),
-                }
-            }),
+            Some(serde_json::Value::Number(n)) => {
+                n.as_i64()
+                    .map(Value::Integer)
+                    .ok_or_else(|| Error::CorruptMapping {
+                        key: key.to_owned(),
+                        message: format!("primary key {n} is not a 64-bit integer"),
+                    })
+            }
             _ => Err(Error::CorruptMapping {
                 key: key.to_owned(),
                 message: "an alias record has no primary key".to_owned(),
@@ -77,7 +79,10 @@ mod tests {
     fn records_round_trip_with_typed_primary_keys() {
         let rec = MappingRecord::new("shard-1", Some(&Value::Integer(7)), 5);
         let json = rec.to_json();
-        assert_eq!(json, r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#);
+        assert_eq!(
+            json,
+            r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#
+        );
         let back = MappingRecord::parse("k", &json).unwrap();
         assert_eq!(back.primary_key("k").unwrap(), Value::Integer(7));
 
@@ -87,8 +92,14 @@ mod tests {
 
     #[test]
     fn corrupt_records_are_typed_errors() {
-        assert_eq!(MappingRecord::parse("k", "{oops").unwrap_err().code(), "corrupt_mapping");
+        assert_eq!(
+            MappingRecord::parse("k", "{oops").unwrap_err().code(),
+            "corrupt_mapping"
+        );
         let no_pk = MappingRecord::new("s", None, 1);
-        assert_eq!(no_pk.primary_key("k").unwrap_err().code(), "corrupt_mapping");
+        assert_eq!(
+            no_pk.primary_key("k").unwrap_err().code(),
+            "corrupt_mapping"
+        );
     }
 }

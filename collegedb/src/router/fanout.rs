@@ -49,7 +49,12 @@ impl<B: Backend> Database<B> {
 
     /// The number of `M` rows on every shard together.
     pub async fn count<M: Model>(&self) -> Result<u64> {
-        Ok(self.count_per_shard::<M>().await?.iter().map(|(_, n)| n).sum())
+        Ok(self
+            .count_per_shard::<M>()
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum())
     }
 
     /// The number of `M` rows on each shard, in shard order.

@@ -40,7 +40,12 @@ pub(crate) fn key_tag(key: &Value) -> String {
 }
 
 /// The span of one operation; `shard` is recorded once known.
-pub(crate) fn op_span(op: &'static str, table: &'static str, key: Option<&Value>, strategy: &'static str) -> Span {
+pub(crate) fn op_span(
+    op: &'static str,
+    table: &'static str,
+    key: Option<&Value>,
+    strategy: &'static str,
+) -> Span {
     tracing::debug_span!(
         "collegedb",
         op,
@@ -56,7 +61,8 @@ pub(crate) fn unique_violation<'e>(err: &'e Error, table: &str) -> Option<&'e st
     let Error::Shard { message, .. } = err else {
         return None;
     };
-    let rest = &message[message.find("UNIQUE constraint failed: ")? + "UNIQUE constraint failed: ".len()..];
+    let rest = &message
+        [message.find("UNIQUE constraint failed: ")? + "UNIQUE constraint failed: ".len()..];
     let column = rest.strip_prefix(table)?.strip_prefix('.')?;
     Some(column.split([',', ' ', ':']).next().unwrap_or(column))
 }
@@ -73,7 +79,11 @@ impl<B: Backend> Database<B> {
     }
 
     /// The mapping key of `value` in `M`'s column `column`.
-    pub(crate) fn mapping_key<M: Model>(&self, column: &'static str, value: &Value) -> Result<String> {
+    pub(crate) fn mapping_key<M: Model>(
+        &self,
+        column: &'static str,
+        value: &Value,
+    ) -> Result<String> {
         use crate::backend::MappingStore as _;
         self.config
             .keys
@@ -99,7 +109,12 @@ impl<B: Backend> Database<B> {
     }
 
     /// Runs one query on shard `index`, naming the shard in the span.
-    pub(crate) async fn query_on(&self, index: usize, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
+    pub(crate) async fn query_on(
+        &self,
+        index: usize,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Vec<Value>>> {
         self.shards[index]
             .executor
             .query(&Statement::new(sql, params))
@@ -107,8 +122,14 @@ impl<B: Backend> Database<B> {
     }
 
     /// The row with primary key `key` on shard `index`, if it is there.
-    pub(crate) async fn fetch_by_key<M: Model>(&self, index: usize, key: &Value) -> Result<Option<Vec<Value>>> {
-        let mut rows = self.query_on(index, M::SQL.select_by_key, vec![key.clone()]).await?;
+    pub(crate) async fn fetch_by_key<M: Model>(
+        &self,
+        index: usize,
+        key: &Value,
+    ) -> Result<Option<Vec<Value>>> {
+        let mut rows = self
+            .query_on(index, M::SQL.select_by_key, vec![key.clone()])
+            .await?;
         Ok(rows.pop())
     }
 

@@ -42,7 +42,11 @@ impl<B: Backend> Database<B> {
 
     /// Places a new primary key. `mapping_key` is its key in the mapping store,
     /// which is also the key the coordinator places.
-    pub(crate) async fn place_new<M: Model>(&self, key: &Value, mapping_key: &str) -> Result<Placed> {
+    pub(crate) async fn place_new<M: Model>(
+        &self,
+        key: &Value,
+        mapping_key: &str,
+    ) -> Result<Placed> {
         let eligible = self.eligible_shards().await?;
         let write = self.config.placement.write;
         if write == Strategy::Hash {
@@ -71,12 +75,18 @@ impl<B: Backend> Database<B> {
         };
         let request = AllocationRequest {
             strategy: write.kind(),
-            candidates: eligible.iter().map(|&i| self.shards[i].name.clone()).collect(),
+            candidates: eligible
+                .iter()
+                .map(|&i| self.shards[i].name.clone())
+                .collect(),
             proposed: proposed.map(|i| self.shards[i].name.clone()),
         };
         let shard = match &self.coordinator {
             Some(coordinator) => coordinator.allocate(mapping_key, &request).await?,
-            None => self.allocate_without_coordinator::<M>(key, &request).await?,
+            None => {
+                self.allocate_without_coordinator::<M>(key, &request)
+                    .await?
+            }
         };
         Ok(Placed {
             shard: self.shard_index(&shard)?,
@@ -86,7 +96,11 @@ impl<B: Backend> Database<B> {
 
     /// Without a strongly consistent authority, a lagging mapping store could
     /// hide an existing key: probe the shards before placing it anywhere.
-    async fn allocate_without_coordinator<M: Model>(&self, key: &Value, request: &AllocationRequest) -> Result<String> {
+    async fn allocate_without_coordinator<M: Model>(
+        &self,
+        key: &Value,
+        request: &AllocationRequest,
+    ) -> Result<String> {
         let found = join_all((0..self.shards.len()).map(|i| self.fetch_by_key::<M>(i, key))).await;
         for (index, row) in found.into_iter().enumerate() {
             if row?.is_some() {
@@ -104,7 +118,10 @@ impl<B: Backend> Database<B> {
 
     /// The next round-robin ticket kept in the mapping store (best effort: not atomic).
     async fn mapping_store_ticket(&self) -> Result<u64> {
-        let stored = self.mappings.get_many(&[ROUND_ROBIN_COUNTER.to_owned()]).await?;
+        let stored = self
+            .mappings
+            .get_many(&[ROUND_ROBIN_COUNTER.to_owned()])
+            .await?;
         let current = stored
             .into_iter()
             .next()

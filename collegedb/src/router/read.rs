@@ -36,7 +36,10 @@ impl<B: Backend> Database<B> {
     pub async fn find_by<M: Model>(&self, lookup: usize, value: Value) -> Result<Option<M>> {
         let span = op_span("find_by", M::TABLE, Some(&value), self.strategy_name());
         async {
-            match self.locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value).await? {
+            match self
+                .locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value)
+                .await?
+            {
                 Some(found) => M::from_row(found.row).map(Some),
                 None => Ok(None),
             }
@@ -57,7 +60,9 @@ impl<B: Backend> Database<B> {
     /// miss must probe the other shards before it can say "not found".
     fn may_live_off_home(&self) -> bool {
         let p = self.config.placement;
-        !(p.read == Strategy::Hash && p.write == Strategy::Hash && self.config.max_shard_bytes.is_none())
+        !(p.read == Strategy::Hash
+            && p.write == Strategy::Hash
+            && self.config.max_shard_bytes.is_none())
     }
 
     /// Where the read strategy looks first for a key with no mapping.
@@ -66,7 +71,11 @@ impl<B: Backend> Database<B> {
             Strategy::Hash => Some(self.home(key)),
             Strategy::Location { target } => {
                 let locations: Vec<_> = self.shards.iter().map(|s| s.location).collect();
-                Some(location::pick(target, &locations, crate::strategy::hash::key_hash(&key.key_text())))
+                Some(location::pick(
+                    target,
+                    &locations,
+                    crate::strategy::hash::key_hash(&key.key_text()),
+                ))
             }
             // Neither has a meaningful first place: probe every shard at once.
             Strategy::RoundRobin | Strategy::Random => None,
@@ -98,7 +107,10 @@ impl<B: Backend> Database<B> {
             }
         }
 
-        let stored = self.mappings.get_many(std::slice::from_ref(&mapping_key)).await?;
+        let stored = self
+            .mappings
+            .get_many(std::slice::from_ref(&mapping_key))
+            .await?;
         if let Some(json) = stored.into_iter().next().flatten() {
             let record = MappingRecord::parse(&mapping_key, &json)?;
             let index = self.shard_index(&record.shard)?;
@@ -134,7 +146,11 @@ impl<B: Backend> Database<B> {
     }
 
     /// Finds the row whose lookup column equals `value`: cache, mapping store, then a probe.
-    pub(crate) async fn locate_by_alias<M: Model>(&self, lookup: &Lookup, value: &Value) -> Result<Option<Located>> {
+    pub(crate) async fn locate_by_alias<M: Model>(
+        &self,
+        lookup: &Lookup,
+        value: &Value,
+    ) -> Result<Option<Located>> {
         let alias_key = self.mapping_key::<M>(lookup.column, value)?;
         let mut tried = vec![false; self.shards.len()];
 
@@ -147,7 +163,10 @@ impl<B: Backend> Database<B> {
             self.config.cache.remove(&alias_key);
         }
 
-        let stored = self.mappings.get_many(std::slice::from_ref(&alias_key)).await?;
+        let stored = self
+            .mappings
+            .get_many(std::slice::from_ref(&alias_key))
+            .await?;
         let record = match stored.into_iter().next().flatten() {
             Some(json) => Some(MappingRecord::parse(&alias_key, &json)?),
             None => None,
@@ -166,7 +185,9 @@ impl<B: Backend> Database<B> {
         // The mapping store may lag behind a write made elsewhere: ask the shards.
         let found = self.probe(&tried, lookup.select, value).await?;
         if found.is_none() {
-            if let Some(record) = record.filter(|r| now_ms().saturating_sub(r.updated) > ALIAS_GRACE_MS) {
+            if let Some(record) =
+                record.filter(|r| now_ms().saturating_sub(r.updated) > ALIAS_GRACE_MS)
+            {
                 tracing::info!(shard = %record.shard, "removing a dangling alias");
                 self.mappings.delete(&alias_key).await?;
             }
@@ -182,8 +203,15 @@ impl<B: Backend> Database<B> {
         }))
     }
 
-    async fn try_alias(&self, index: usize, lookup: &Lookup, value: &Value) -> Result<Option<Located>> {
-        let mut rows = self.query_on(index, lookup.select, vec![value.clone()]).await?;
+    async fn try_alias(
+        &self,
+        index: usize,
+        lookup: &Lookup,
+        value: &Value,
+    ) -> Result<Option<Located>> {
+        let mut rows = self
+            .query_on(index, lookup.select, vec![value.clone()])
+            .await?;
         Ok(rows.pop().map(|row| {
             self.record_shard(index);
             Located { shard: index, row }

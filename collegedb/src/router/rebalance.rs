@@ -34,7 +34,8 @@ impl<B: Backend> Database<B> {
     pub async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
         if self.config.placement.write != Strategy::Hash {
             return Err(Error::Config(
-                "rebalance moves hash-placed rows; other strategies keep a mapping for every key".into(),
+                "rebalance moves hash-placed rows; other strategies keep a mapping for every key"
+                    .into(),
             ));
         }
         let span = op_span("rebalance", M::TABLE, None, "hash");
@@ -54,7 +55,10 @@ impl<B: Backend> Database<B> {
                         continue;
                     }
                     let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
-                    let mapped = self.mappings.get_many(std::slice::from_ref(&pk_key)).await?;
+                    let mapped = self
+                        .mappings
+                        .get_many(std::slice::from_ref(&pk_key))
+                        .await?;
                     if let Some(json) = mapped.into_iter().next().flatten() {
                         if MappingRecord::parse(&pk_key, &json)?.shard == self.shards[source].name {
                             report.mapped += 1;
@@ -71,7 +75,12 @@ impl<B: Backend> Database<B> {
         .await
     }
 
-    async fn move_row<M: Model>(&self, source: usize, home: usize, row: Vec<crate::Value>) -> Result<()> {
+    async fn move_row<M: Model>(
+        &self,
+        source: usize,
+        home: usize,
+        row: Vec<crate::Value>,
+    ) -> Result<()> {
         let key = row[M::PRIMARY_KEY].clone();
         // Copy, unless an interrupted run already did: then the home copy is
         // the one writes have been reaching (reads look there first).

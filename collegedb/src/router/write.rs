@@ -153,7 +153,10 @@ impl<B: Backend> Database<B> {
     pub async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
         let span = op_span("delete_by", M::TABLE, Some(&value), self.strategy_name());
         async {
-            match self.locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value).await? {
+            match self
+                .locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value)
+                .await?
+            {
                 Some(found) => self.delete_located::<M>(found).await.map(|_| true),
                 None => Ok(false),
             }
@@ -166,14 +169,18 @@ impl<B: Backend> Database<B> {
     async fn delete_located<M: Model>(&self, found: Located) -> Result<()> {
         let key = found.row[M::PRIMARY_KEY].clone();
         let statement = Statement::new(M::SQL.delete_by_key, vec![key.clone()]);
-        self.shards[found.shard].executor.execute(&statement).await?;
+        self.shards[found.shard]
+            .executor
+            .execute(&statement)
+            .await?;
         for lookup in M::LOOKUPS {
             let alias = self.mapping_key::<M>(lookup.column, &found.row[lookup.index])?;
             self.mappings.delete(&alias).await?;
             self.config.cache.remove(&alias);
         }
         // A key at its hash home under hash placement has no mapping to remove.
-        let recomputable = self.config.placement.write.is_deterministic() && found.shard == self.home(&key);
+        let recomputable =
+            self.config.placement.write.is_deterministic() && found.shard == self.home(&key);
         if !recomputable {
             let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
             self.mappings.delete(&pk_key).await?;
@@ -203,7 +210,10 @@ impl<B: Backend> Database<B> {
                 None => None,
             };
             let taken = match &current {
-                Some(existing) if existing.primary_key(&alias_key)? == *key && existing.shard == record.shard => {
+                Some(existing)
+                    if existing.primary_key(&alias_key)? == *key
+                        && existing.shard == record.shard =>
+                {
                     // Already ours (a retried write): nothing to claim.
                     continue;
                 }
@@ -240,7 +250,10 @@ impl<B: Backend> Database<B> {
     /// Takes back aliases this write put, after the row write failed.
     async fn release_aliases(&self, slots: &[AliasSlot]) {
         for slot in slots {
-            tracing::debug!(column = slot.column, "taking back an alias of a failed write");
+            tracing::debug!(
+                column = slot.column,
+                "taking back an alias of a failed write"
+            );
             self.forget(&slot.key).await;
         }
     }
@@ -257,7 +270,10 @@ impl<B: Backend> Database<B> {
     /// Keeps the coordinator's key counts, best effort: the row is already written.
     pub(crate) async fn count_change(&self, shard: usize, delta: i64) {
         if let Some(coordinator) = &self.coordinator {
-            if let Err(err) = coordinator.adjust_count(&self.shards[shard].name, delta).await {
+            if let Err(err) = coordinator
+                .adjust_count(&self.shards[shard].name, delta)
+                .await
+            {
                 tracing::warn!(error = %err, "could not update the shard's key count");
             }
         }

@@ -53,7 +53,10 @@ mod tests {
                 .count();
             let expected = keys as f64 / (n + 1) as f64;
             let ratio = moved as f64 / expected;
-            assert!((0.9..1.1).contains(&ratio), "n={n}: moved {moved}, expected ~{expected}");
+            assert!(
+                (0.9..1.1).contains(&ratio),
+                "n={n}: moved {moved}, expected ~{expected}"
+            );
         }
     }
 

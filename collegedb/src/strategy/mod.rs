@@ -110,7 +110,11 @@ pub struct AllocationRequest {
 ///
 /// `ticket` is called only for round-robin and must return the next value of
 /// a counter the coordinator keeps.
-pub fn decide(key: &str, request: &AllocationRequest, ticket: impl FnOnce() -> Result<u64>) -> Result<String> {
+pub fn decide(
+    key: &str,
+    request: &AllocationRequest,
+    ticket: impl FnOnce() -> Result<u64>,
+) -> Result<String> {
     if request.candidates.is_empty() {
         return Err(Error::NoShards);
     }
@@ -159,15 +163,26 @@ mod tests {
 
     #[test]
     fn proposals_must_be_candidates() {
-        let ok = decide("k", &request(StrategyKind::Random, Some("b")), || unreachable!());
+        let ok = decide(
+            "k",
+            &request(StrategyKind::Random, Some("b")),
+            || unreachable!(),
+        );
         assert_eq!(ok.unwrap(), "b");
-        let err = decide("k", &request(StrategyKind::Random, Some("z")), || unreachable!());
+        let err = decide(
+            "k",
+            &request(StrategyKind::Random, Some("z")),
+            || unreachable!(),
+        );
         assert_eq!(err.unwrap_err().code(), "unknown_shard");
     }
 
     #[test]
     fn request_wire_format_matches_the_coordinator_api() {
         let json = serde_json::to_string(&request(StrategyKind::RoundRobin, None)).unwrap();
-        assert_eq!(json, r#"{"strategy":"round-robin","candidates":["a","b","c"]}"#);
+        assert_eq!(
+            json,
+            r#"{"strategy":"round-robin","candidates":["a","b","c"]}"#
+        );
     }
 }

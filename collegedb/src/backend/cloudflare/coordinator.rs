@@ -5,7 +5,9 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, ObjectNamespace, Request, RequestInit, Stub};
 
-use super::protocol::{AllocateBody, AllocateReply, CountBody, ErrorReply, ReleaseBody, StatsEntry, Success};
+use super::protocol::{
+    AllocateBody, AllocateReply, CountBody, ErrorReply, ReleaseBody, StatsEntry, Success,
+};
 use super::{binding_error, worker_error_message};
 use crate::backend::{Coordinator, ShardStats};
 use crate::error::{Error, Result};
@@ -38,7 +40,12 @@ impl DurableCoordinator {
         let stub = namespace
             .id_from_name(name)
             .and_then(|id| id.get_stub())
-            .map_err(|e| Error::Coordinator(format!("cannot reach coordinator object `{name}`: {}", worker_error_message(&e))))?;
+            .map_err(|e| {
+                Error::Coordinator(format!(
+                    "cannot reach coordinator object `{name}`: {}",
+                    worker_error_message(&e)
+                ))
+            })?;
         Ok(DurableCoordinator { stub })
     }
 
@@ -56,8 +63,13 @@ impl DurableCoordinator {
     }
 
     /// Sends one request to the object and decodes its JSON answer.
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {
-        let fail = |message: String| Error::Coordinator(format!("{method:?} {path}: {message}"));
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let fail = |message: String| Error::Coordinator(format!("{method} {path}: {message}"));
         let mut init = RequestInit::new();
         init.with_method(method.clone());
         if let Some(body) = body {
@@ -66,16 +78,21 @@ impl DurableCoordinator {
             headers
                 .set("content-type", "application/json")
                 .map_err(|e| fail(worker_error_message(&e)))?;
-            init.with_headers(headers).with_body(Some(JsValue::from_str(&json)));
+            init.with_headers(headers)
+                .with_body(Some(JsValue::from_str(&json)));
         }
-        let request = Request::new_with_init(&format!("{ORIGIN}{path}"), &init).map_err(|e| fail(worker_error_message(&e)))?;
+        let request = Request::new_with_init(&format!("{ORIGIN}{path}"), &init)
+            .map_err(|e| fail(worker_error_message(&e)))?;
         let mut response = self
             .stub
             .fetch_with_request(request)
             .await
             .map_err(|e| fail(worker_error_message(&e)))?;
         let status = response.status_code();
-        let text = response.text().await.map_err(|e| fail(worker_error_message(&e)))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| fail(worker_error_message(&e)))?;
         if !(200..300).contains(&status) {
             return Err(fail(match serde_json::from_str::<ErrorReply>(&text) {
                 Ok(reply) => format!("{status} {}: {}", reply.error.code, reply.error.message),

@@ -98,7 +98,10 @@ impl D1Shard {
         prepared.bind(params).map_err(|e| self.js_err(e))
     }
 
-    async fn wait(&self, promise: std::result::Result<js_sys::Promise, JsValue>) -> Result<JsValue> {
+    async fn wait(
+        &self,
+        promise: std::result::Result<js_sys::Promise, JsValue>,
+    ) -> Result<JsValue> {
         let promise = promise.map_err(|e| self.js_err(e))?;
         JsFuture::from(promise).await.map_err(|e| self.js_err(e))
     }
@@ -109,7 +112,9 @@ impl D1Shard {
         if meta.is_null_or_undefined() {
             return None;
         }
-        Reflect::get(&meta, &JsValue::from_str(field)).ok()?.as_f64()
+        Reflect::get(&meta, &JsValue::from_str(field))
+            .ok()?
+            .as_f64()
     }
 
     /// Runs a parameterless query through `raw()` and returns its first value.
@@ -128,7 +133,9 @@ impl D1Shard {
 pub(crate) fn to_js(value: &Value) -> Result<JsValue> {
     Ok(match value {
         Value::Null => JsValue::NULL,
-        Value::Integer(i) if i.unsigned_abs() <= JS_MAX_EXACT_INTEGER as u64 => JsValue::from_f64(*i as f64),
+        Value::Integer(i) if i.unsigned_abs() <= JS_MAX_EXACT_INTEGER as u64 => {
+            JsValue::from_f64(*i as f64)
+        }
         Value::Integer(i) => {
             return Err(Error::IntegerOutOfRange {
                 value: i.to_string(),
@@ -173,7 +180,9 @@ pub(crate) fn from_js(value: JsValue) -> std::result::Result<Value, String> {
     if let Some(buffer) = value.dyn_ref::<js_sys::ArrayBuffer>() {
         return Ok(Value::Blob(Uint8Array::new(buffer).to_vec()));
     }
-    Err(format!("D1 returned a value of an unexpected type: {value:?}"))
+    Err(format!(
+        "D1 returned a value of an unexpected type: {value:?}"
+    ))
 }
 
 /// A JS number as the SQLite value it most likely was: integral numbers
@@ -234,7 +243,9 @@ impl ShardExecutor for D1Shard {
     async fn size_bytes(&self) -> Result<u64> {
         let probe = self.prepare(&Statement::new("SELECT 1", Vec::new()))?;
         let result = self.wait(probe.run()).await?;
-        if let Some(size) = Self::meta_number(&result, "size_after").filter(|n| n.is_finite() && *n >= 0.0) {
+        if let Some(size) =
+            Self::meta_number(&result, "size_after").filter(|n| n.is_finite() && *n >= 0.0)
+        {
             return Ok(size as u64);
         }
         let pages = self.single_number("PRAGMA page_count").await?;

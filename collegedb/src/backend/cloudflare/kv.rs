@@ -97,7 +97,10 @@ impl KvMappings {
             .text()
             .await
             .map_err(kv_error)?;
-        Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).cloned().flatten())
+            .collect())
     }
 }
 
@@ -120,7 +123,9 @@ impl MappingStore for KvMappings {
                 Ok(vec![value])
             }
             _ => {
-                let pages = try_join_all(keys.chunks(BULK_GET_MAX_KEYS).map(|chunk| self.bulk(chunk))).await?;
+                let pages =
+                    try_join_all(keys.chunks(BULK_GET_MAX_KEYS).map(|chunk| self.bulk(chunk)))
+                        .await?;
                 Ok(pages.into_iter().flatten().collect())
             }
         }
@@ -147,7 +152,11 @@ impl MappingStore for KvMappings {
         let page = request.execute().await.map_err(kv_error)?;
         Ok(KeyPage {
             keys: page.keys.into_iter().map(|k| k.name).collect(),
-            cursor: if page.list_complete { None } else { page.cursor.filter(|c| !c.is_empty()) },
+            cursor: if page.list_complete {
+                None
+            } else {
+                page.cursor.filter(|c| !c.is_empty())
+            },
         })
     }
 }

@@ -241,7 +241,11 @@ impl Options {
         })?;
         let mappings = KvMappings::from_env(env, kv_binding)?.cache_ttl(self.cache_ttl);
         let coordinator = match &self.coordinator {
-            Some(binding) => Some(DurableCoordinator::from_env(env, binding, &self.coordinator_name)?),
+            Some(binding) => Some(DurableCoordinator::from_env(
+                env,
+                binding,
+                &self.coordinator_name,
+            )?),
             None => None,
         };
         Database::new(shards, mappings, coordinator, self.config.clone())

@@ -42,15 +42,7 @@ fn coordinator_error(e: rusqlite::Error) -> Error {
 impl SqliteMappings {
     /// Opens or creates the mapping file.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        // As for shards: WAL, and NORMAL durability (safe across application crashes).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
-            .map_err(store_error)?;
-        Self::with(conn)
+        Self::with(super::open_file(path)?)
     }
 
     /// An in-memory mapping store.
@@ -70,7 +62,11 @@ impl SqliteMappings {
     }
 
     /// The stable shard list, grown to `wanted` shards named by `name_of` if asked.
-    pub(crate) fn shard_list(&self, wanted: Option<usize>, name_of: impl Fn(usize) -> String) -> Result<Vec<String>> {
+    pub(crate) fn shard_list(
+        &self,
+        wanted: Option<usize>,
+        name_of: impl Fn(usize) -> String,
+    ) -> Result<Vec<String>> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(store_error)?;
         let mut names: Vec<String> = tx
@@ -153,7 +149,9 @@ impl MappingStore for SqliteMappings {
             )
             .map_err(store_error)?;
         let keys: Vec<String> = statement
-            .query_map(params![prefix, cursor.unwrap_or(""), PAGE as i64], |r| r.get(0))
+            .query_map(params![prefix, cursor.unwrap_or(""), PAGE as i64], |r| {
+                r.get(0)
+            })
             .and_then(|rows| rows.collect())
             .map_err(store_error)?;
         let cursor = (keys.len() == PAGE).then(|| keys[PAGE - 1].clone());
@@ -169,7 +167,9 @@ impl Coordinator for SqliteMappings {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(coordinator_error)?;
         let existing: Option<String> = tx
-            .query_row("SELECT shard FROM placements WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT shard FROM placements WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(coordinator_error)?;
         if let Some(shard) = existing {

@@ -141,6 +141,21 @@ impl Options {
     }
 }
 
+/// Opens or creates a SQLite file the way every embedded file is opened.
+fn open_file(path: &Path) -> Result<rusqlite::Connection> {
+    let io = |e: rusqlite::Error| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let conn = rusqlite::Connection::open(path).map_err(io)?;
+    // WAL keeps readers and the writer apart; NORMAL is durable across
+    // application crashes, which is what a local backend needs.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .map_err(io)?;
+    Ok(conn)
+}
+
 fn shard_name(index: usize) -> String {
     format!("shard-{index}")
 }

@@ -19,15 +19,7 @@ pub struct SqliteShard {
 impl SqliteShard {
     /// Opens or creates the shard's file.
     pub fn open(name: String, path: &Path) -> Result<Self> {
-        let conn = Connection::open(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        // WAL keeps readers and the writer apart; NORMAL is durable across
-        // application crashes, which is what a local backend needs.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
-            .map_err(|e| shard_error(&name, e))?;
+        let conn = super::open_file(path)?;
         Ok(SqliteShard {
             name,
             conn: Mutex::new(conn),
@@ -68,7 +60,9 @@ fn shard_error(shard: &str, e: rusqlite::Error) -> Error {
 impl ShardExecutor for SqliteShard {
     async fn execute(&self, statement: &Statement) -> Result<u64> {
         let conn = self.conn();
-        let mut prepared = conn.prepare_cached(&statement.sql).map_err(|e| self.err(e))?;
+        let mut prepared = conn
+            .prepare_cached(&statement.sql)
+            .map_err(|e| self.err(e))?;
         let changed = prepared
             .execute(params_from_iter(statement.params.iter()))
             .map_err(|e| self.err(e))?;
@@ -77,7 +71,9 @@ impl ShardExecutor for SqliteShard {
 
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
         let conn = self.conn();
-        let mut prepared = conn.prepare_cached(&statement.sql).map_err(|e| self.err(e))?;
+        let mut prepared = conn
+            .prepare_cached(&statement.sql)
+            .map_err(|e| self.err(e))?;
         let width = prepared.column_count();
         let mut rows = prepared
             .query(params_from_iter(statement.params.iter()))
