@@ -39,7 +39,8 @@ fn main() {
     let db = Options::dir(dir.path()).shards(1).open().expect("open");
     block_on(User::create_schema(&db)).expect("schema");
     let raw = Connection::open(dir.path().join("shard-0.sqlite")).expect("open raw");
-    raw.pragma_update(None, "synchronous", "NORMAL").expect("pragma");
+    raw.pragma_update(None, "synchronous", "NORMAL")
+        .expect("pragma");
 
     let (mut ins_db, mut ins_raw, mut get_db, mut get_raw, mut find_db, mut find_raw) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
@@ -98,7 +99,11 @@ fn main() {
 
         let t = Instant::now();
         for i in 0..ROWS {
-            let found = block_on(User::find_by_email(&db, &format!("{tag_db}{i}@example.com"))).expect("find");
+            let found = block_on(User::find_by_email(
+                &db,
+                &format!("{tag_db}{i}@example.com"),
+            ))
+            .expect("find");
             assert!(found.is_some());
         }
         find_db.push(per_op(t.elapsed(), ROWS));
@@ -119,7 +124,10 @@ fn main() {
     }
 
     println!("CollegeDB (embedded, 1 shard) vs raw rusqlite on the same file; {ROUNDS} rounds of {ROWS}, medians");
-    println!("{:<28} {:>12} {:>12} {:>8}", "operation", "collegedb", "rusqlite", "ratio");
+    println!(
+        "{:<28} {:>12} {:>12} {:>8}",
+        "operation", "collegedb", "rusqlite", "ratio"
+    );
     for (name, ours, theirs) in [
         ("insert (2 aliases)", ins_db, ins_raw),
         ("get by primary key", get_db, get_raw),

@@ -23,7 +23,11 @@ async fn run() -> Result<(), collegedb::Error> {
         .config(Config::default().strategy(Strategy::Hash))
         .open()?;
     User::create_schema(&db).await?;
-    println!("opened {} with shards {:?}", dir.display(), db.shard_names().collect::<Vec<_>>());
+    println!(
+        "opened {} with shards {:?}",
+        dir.display(),
+        db.shard_names().collect::<Vec<_>>()
+    );
 
     let started = Instant::now();
     for i in 0..USERS {
@@ -44,7 +48,10 @@ async fn run() -> Result<(), collegedb::Error> {
     let by_username = User::find_by_username(&db, "user42").await?;
     assert_eq!(by_email.as_ref(), Some(&by_id));
     assert_eq!(by_username.as_ref(), Some(&by_id));
-    println!("u-42 by id, email and username: {} <{}>", by_id.name, by_id.email);
+    println!(
+        "u-42 by id, email and username: {} <{}>",
+        by_id.name, by_id.email
+    );
 
     let moved = User {
         email: "ada@example.org".into(),

@@ -15,12 +15,27 @@ fn insert_get_find_update_delete_list_count() {
 
         let u = User::get(&db, "u-7").await.unwrap().unwrap();
         assert_eq!(u, user(7));
-        assert_eq!(User::find_by_email(&db, "user7@example.com").await.unwrap(), Some(user(7)));
-        assert_eq!(User::find_by_username(&db, "user7").await.unwrap(), Some(user(7)));
+        assert_eq!(
+            User::find_by_email(&db, "user7@example.com").await.unwrap(),
+            Some(user(7))
+        );
+        assert_eq!(
+            User::find_by_username(&db, "user7").await.unwrap(),
+            Some(user(7))
+        );
         assert_eq!(User::get(&db, "nobody").await.unwrap(), None);
-        assert_eq!(User::find_by_email(&db, "nobody@example.com").await.unwrap(), None);
+        assert_eq!(
+            User::find_by_email(&db, "nobody@example.com")
+                .await
+                .unwrap(),
+            None
+        );
 
-        let renamed = User { name: "Seven".into(), age: None, ..user(7) };
+        let renamed = User {
+            name: "Seven".into(),
+            age: None,
+            ..user(7)
+        };
         renamed.update(&db).await.unwrap();
         assert_eq!(User::get(&db, "u-7").await.unwrap(), Some(renamed.clone()));
 
@@ -51,9 +66,21 @@ fn integer_keys_and_json_columns() {
             post(i).insert(&db).await.unwrap();
         }
         assert_eq!(Post::get(&db, 1 << 40).await.unwrap(), Some(post(1 << 40)));
-        assert_eq!(Post::get(&db, -5).await.unwrap().unwrap().tags, vec!["rust", "tag-5"]);
-        let ids: Vec<i64> = Post::list(&db).await.unwrap().iter().map(|p| p.id).collect();
-        assert_eq!(ids, [-5, 0, 3, 1 << 40], "integer keys sort numerically across shards");
+        assert_eq!(
+            Post::get(&db, -5).await.unwrap().unwrap().tags,
+            vec!["rust", "tag-5"]
+        );
+        let ids: Vec<i64> = Post::list(&db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [-5, 0, 3, 1 << 40],
+            "integer keys sort numerically across shards"
+        );
         assert!(Post::delete(&db, 0).await.unwrap());
         assert_eq!(Post::count(&db).await.unwrap(), 3);
     });

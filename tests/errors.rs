@@ -9,12 +9,20 @@ use example_models::{Post, User};
 
 #[test]
 fn a_mapping_to_an_unknown_shard_is_a_typed_error() {
-    let db = memory_db(2, Config::default().strategy(Strategy::Random).plain_text_keys());
+    let db = memory_db(
+        2,
+        Config::default()
+            .strategy(Strategy::Random)
+            .plain_text_keys(),
+    );
     block_on(async {
         let record = r#"{"shard":"shard-9","created":0,"updated":0}"#;
         db.mappings().put("users/id/u-1", record).await.unwrap();
         let err = User::get(&db, "u-1").await.unwrap_err();
-        assert!(matches!(&err, Error::UnknownShard { shard } if shard == "shard-9"), "{err}");
+        assert!(
+            matches!(&err, Error::UnknownShard { shard } if shard == "shard-9"),
+            "{err}"
+        );
         assert_eq!(err.code(), "unknown_shard");
     });
     assert_eq!(db.shard("nope").unwrap_err().code(), "unknown_shard");
@@ -26,14 +34,23 @@ fn a_row_that_does_not_match_the_model_names_the_column() {
     block_on(async {
         user(1).insert(&db).await.unwrap();
         let shard = db.shard("shard-0").unwrap();
-        let bad = Statement::new("UPDATE users SET age = 'old' WHERE id = ?1", vec![Value::Text("u-1".into())]);
+        let bad = Statement::new(
+            "UPDATE users SET age = 'old' WHERE id = ?1",
+            vec![Value::Text("u-1".into())],
+        );
         shard.execute(&bad).await.unwrap();
         let err = User::get(&db, "u-1").await.unwrap_err();
         assert_eq!(err.code(), "decode");
         let message = err.to_string();
-        assert!(message.contains("users.age") && message.contains("TEXT \"old\""), "{message}");
+        assert!(
+            message.contains("users.age") && message.contains("TEXT \"old\""),
+            "{message}"
+        );
 
-        let huge = Statement::new("UPDATE users SET age = 5000000000 WHERE id = ?1", vec![Value::Text("u-1".into())]);
+        let huge = Statement::new(
+            "UPDATE users SET age = 5000000000 WHERE id = ?1",
+            vec![Value::Text("u-1".into())],
+        );
         shard.execute(&huge).await.unwrap();
         let err = User::get(&db, "u-1").await.unwrap_err();
         assert!(err.to_string().contains("u32"), "{err}");
@@ -42,19 +59,33 @@ fn a_row_that_does_not_match_the_model_names_the_column() {
 
 #[test]
 fn malformed_json_columns_and_corrupt_mappings_are_typed_errors() {
-    let db = memory_db(1, Config::default().strategy(Strategy::Random).plain_text_keys());
+    let db = memory_db(
+        1,
+        Config::default()
+            .strategy(Strategy::Random)
+            .plain_text_keys(),
+    );
     block_on(async {
         post(1).insert(&db).await.unwrap();
         let shard = db.shard("shard-0").unwrap();
         shard
-            .execute(&Statement::new("UPDATE posts SET tags = '{not json' WHERE id = 1", vec![]))
+            .execute(&Statement::new(
+                "UPDATE posts SET tags = '{not json' WHERE id = 1",
+                vec![],
+            ))
             .await
             .unwrap();
         let err = Post::get(&db, 1).await.unwrap_err();
         assert!(err.to_string().contains("posts.tags"), "{err}");
 
-        db.mappings().put("users/id/u-2", "not a record").await.unwrap();
-        assert_eq!(User::get(&db, "u-2").await.unwrap_err().code(), "corrupt_mapping");
+        db.mappings()
+            .put("users/id/u-2", "not a record")
+            .await
+            .unwrap();
+        assert_eq!(
+            User::get(&db, "u-2").await.unwrap_err().code(),
+            "corrupt_mapping"
+        );
     });
 }
 
@@ -63,16 +94,36 @@ fn updating_a_missing_row_is_not_found() {
     let db = memory_db(2, Config::default());
     let err = block_on(user(1).update(&db)).unwrap_err();
     assert_eq!(err.code(), "not_found");
-    assert_eq!(block_on(User::count(&db)).unwrap(), 0, "update never inserts");
+    assert_eq!(
+        block_on(User::count(&db)).unwrap(),
+        0,
+        "update never inserts"
+    );
 }
 
 #[test]
 fn configuration_mistakes_are_refused() {
-    assert_eq!(Options::in_memory(0).open().err().unwrap().code(), "no_shards");
-    let location = Config::default().strategy(Strategy::Location { target: collegedb::Region::Weur });
-    assert_eq!(Options::in_memory(2).config(location).open().err().unwrap().code(), "config");
+    assert_eq!(
+        Options::in_memory(0).open().err().unwrap().code(),
+        "no_shards"
+    );
+    let location = Config::default().strategy(Strategy::Location {
+        target: collegedb::Region::Weur,
+    });
+    assert_eq!(
+        Options::in_memory(2)
+            .config(location)
+            .open()
+            .err()
+            .unwrap()
+            .code(),
+        "config"
+    );
     let err = Options::in_memory(2)
-        .locate("shard-7", collegedb::ShardLocation::new(collegedb::Region::Af))
+        .locate(
+            "shard-7",
+            collegedb::ShardLocation::new(collegedb::Region::Af),
+        )
         .open()
         .err()
         .unwrap();
@@ -87,9 +138,16 @@ fn an_unreachable_shard_fails_the_fan_out_instead_of_answering_partially() {
         User::create_schema(&db).await.unwrap();
         insert_users(&db, 10).await;
         // Make one shard unusable behind the router's back.
-        db.shard("shard-1").unwrap().execute(&Statement::new("DROP TABLE users", vec![])).await.unwrap();
+        db.shard("shard-1")
+            .unwrap()
+            .execute(&Statement::new("DROP TABLE users", vec![]))
+            .await
+            .unwrap();
         let err = User::list(&db).await.unwrap_err();
-        assert!(matches!(&err, Error::Shard { shard, .. } if shard == "shard-1"), "{err}");
+        assert!(
+            matches!(&err, Error::Shard { shard, .. } if shard == "shard-1"),
+            "{err}"
+        );
         assert_eq!(User::count(&db).await.unwrap_err().code(), "shard");
     });
 }
