@@ -30,6 +30,10 @@ const JS_NUMBER_TARGET: &str = "D1 (JS number, ±2^53)";
 ///   D1 returns every number as a JS number: an integral number within ±2^53
 ///   decodes as [`Value::Integer`], any other number as [`Value::Real`] (so a
 ///   `REAL` column holding `2.0` reads as `Integer(2)`, which `f64` fields accept).
+///   D1 converts a stored integer beyond ±2^53 to the nearest JS number
+///   before this code sees it (a stored 2^53 + 1 arrives as 2^53): this
+///   backend never writes such integers, but rows written by other clients
+///   can hold them; store such values as `TEXT`.
 /// - A statement over 100 parameters is refused with [`Error::TooManyParameters`]
 ///   before it is sent.
 /// - Every D1 failure is [`Error::Shard`] named by the binding, with D1's own

@@ -1,14 +1,9 @@
 //! The `ShardCoordinator` Durable Object: the placement authority and the
 //! keeper of per-shard key counts, with its state in the object's SQLite storage.
 
-use std::cell::Cell;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, SqlStorage, SqlStorageValue,
-    State,
-};
+use worker::{Method, Request, Response, SqlStorageValue};
 
 use super::d1::JS_MAX_EXACT_INTEGER;
 use super::protocol::{
@@ -33,64 +28,76 @@ const SCHEMA: [&str; 4] = [
 /// The name of the round-robin counter in `counters`.
 const ROUND_ROBIN: &str = "round-robin";
 
-/// The coordinator Durable Object (SQLite storage; declare it under
-/// `new_sqlite_classes`).
-///
-/// One object (by default `idFromName("default")`) serves every isolate of
-/// a Worker. It is single-threaded and its storage is transactional, and
-/// every request runs its reads and writes without awaiting in between, so
-/// each request is atomic: asking twice to allocate the same key gives the
-/// same shard, whichever isolates ask.
-///
-/// # HTTP API
-///
-/// JSON bodies, matching the TypeScript CollegeDB's coordinator, plus the
-/// routes the Rust router uses (`/release`, `/count`):
-///
-/// | route | body | answer |
-/// |---|---|---|
-/// | `GET /health` | | `OK` (text) |
-/// | `GET /shards` | | `["db-east","db-west"]` (registration order) |
-/// | `POST /shards` | `{"shard":"db-new"}` | `{"success":true}` (registering twice is harmless) |
-/// | `DELETE /shards` | `{"shard":"db-old"}` | `{"success":true}` |
-/// | `GET /stats` | | `[{"shard":"db-east","count":1542,"updated":1700000000000}]` |
-/// | `POST /stats` | `{"shard":"db-east","count":1600}` | `{"success":true}` (sets the count) |
-/// | `POST /count` | `{"shard":"db-east","delta":-1}` | `{"success":true}` (adds to the count) |
-/// | `POST /allocate` | `{"primaryKey":"users/…","strategy"?:"round-robin","candidates"?:[..],"proposed"?:".."}` | `{"shard":"db-west"}` |
-/// | `POST /release` | `{"primaryKey":"users/…"}` | `{"success":true}` |
-/// | `POST /flush` | | `{"success":true}` (forgets everything: development only) |
-///
-/// `/allocate` is put-if-absent: a key that already has a placement gets it
-/// back, whatever the request says. Otherwise the shard is decided by
-/// [`decide`](crate::strategy::decide), the logic every coordinator shares:
-/// `proposed` if given (it must be one of the candidates), else by
-/// `strategy` (default `round-robin`, with the counter kept in storage) over
-/// `candidates`, or over the registered shards when none are given.
-///
-/// Errors are `{"error":{"code":"..","message":".."}}`: `400` with code
-/// `bad_request` for a malformed body or a field of the wrong type, `400`
-/// with the [`Error::code`] of a refused allocation (`no_shards`,
-/// `unknown_shard`, `config`, `integer_out_of_range`), `404 not_found` for
-/// an unknown path, `405 method_not_allowed`, and `500 storage` when the
-/// object's SQLite storage fails.
-#[durable_object]
-pub struct ShardCoordinator {
-    sql: SqlStorage,
-    ready: Cell<bool>,
-}
+pub use object::ShardCoordinator;
 
-impl DurableObject for ShardCoordinator {
-    fn new(state: State, _env: Env) -> Self {
-        ShardCoordinator {
-            sql: state.storage().sql(),
-            ready: Cell::new(false),
-        }
+// `#[durable_object]` generates the JavaScript glue (constructor, `fetch`,
+// `alarm`, WebSocket handlers) as undocumented public methods; the lint is
+// silenced for them only, the struct itself is documented.
+#[allow(missing_docs)]
+mod object {
+    use std::cell::Cell;
+
+    use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
+
+    /// The coordinator Durable Object (SQLite storage; declare it under
+    /// `new_sqlite_classes`).
+    ///
+    /// One object (by default `idFromName("default")`) serves every isolate of
+    /// a Worker. It is single-threaded and its storage is transactional, and
+    /// every request runs its reads and writes without awaiting in between, so
+    /// each request is atomic: asking twice to allocate the same key gives the
+    /// same shard, whichever isolates ask.
+    ///
+    /// # HTTP API
+    ///
+    /// JSON bodies, matching the TypeScript CollegeDB's coordinator, plus the
+    /// routes the Rust router uses (`/release`, `/count`):
+    ///
+    /// | route | body | answer |
+    /// |---|---|---|
+    /// | `GET /health` | | `OK` (text) |
+    /// | `GET /shards` | | `["db-east","db-west"]` (registration order) |
+    /// | `POST /shards` | `{"shard":"db-new"}` | `{"success":true}` (registering twice is harmless) |
+    /// | `DELETE /shards` | `{"shard":"db-old"}` | `{"success":true}` |
+    /// | `GET /stats` | | `[{"shard":"db-east","count":1542,"updated":1700000000000}]` |
+    /// | `POST /stats` | `{"shard":"db-east","count":1600}` | `{"success":true}` (sets the count) |
+    /// | `POST /count` | `{"shard":"db-east","delta":-1}` | `{"success":true}` (adds to the count) |
+    /// | `POST /allocate` | `{"primaryKey":"users/…","strategy"?:"round-robin","candidates"?:[..],"proposed"?:".."}` | `{"shard":"db-west"}` |
+    /// | `POST /release` | `{"primaryKey":"users/…"}` | `{"success":true}` |
+    /// | `POST /flush` | | `{"success":true}` (forgets everything: development only) |
+    ///
+    /// `/allocate` is put-if-absent: a key that already has a placement gets it
+    /// back, whatever the request says. Otherwise the shard is decided by
+    /// [`decide`](crate::strategy::decide), the logic every coordinator shares:
+    /// `proposed` if given (it must be one of the candidates), else by
+    /// `strategy` (default `round-robin`, with the counter kept in storage) over
+    /// `candidates`, or over the registered shards when none are given.
+    ///
+    /// Errors are `{"error":{"code":"..","message":".."}}`: `400` with code
+    /// `bad_request` for a malformed body or a field of the wrong type, `400`
+    /// with the [`Error::code`](crate::Error::code) of a refused allocation (`no_shards`,
+    /// `unknown_shard`, `config`, `integer_out_of_range`), `404 not_found` for
+    /// an unknown path, `405 method_not_allowed`, and `500 storage` when the
+    /// object's SQLite storage fails.
+    #[durable_object]
+    pub struct ShardCoordinator {
+        pub(super) sql: SqlStorage,
+        pub(super) ready: Cell<bool>,
     }
 
-    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        match self.route(&mut req).await {
-            Ok(response) => Ok(response),
-            Err(failure) => failure.into_response(),
+    impl DurableObject for ShardCoordinator {
+        fn new(state: State, _env: Env) -> Self {
+            ShardCoordinator {
+                sql: state.storage().sql(),
+                ready: Cell::new(false),
+            }
+        }
+
+        async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+            match self.route(&mut req).await {
+                Ok(response) => Ok(response),
+                Err(failure) => failure.into_response(),
+            }
         }
     }
 }

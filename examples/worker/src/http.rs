@@ -1,0 +1,175 @@
+//! HTTP plumbing: the error shape, JSON bodies, path segments, integer ids.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use worker::{Request, Response};
+
+/// Integers D1 holds exactly (JS numbers): |i| ≤ 2^53.
+const MAX_EXACT: u64 = 1 << 53;
+
+/// What an over-large id did not fit (the D1 backend's own wording).
+const JS_NUMBER_TARGET: &str = "D1 (JS number, ±2^53)";
+
+/// A failed request: `status` and `{"error":{"code","message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(404, "not_found", message)
+    }
+
+    pub fn into_response(self) -> worker::Result<Response> {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        Ok(Response::from_json(&body)?.with_status(self.status))
+    }
+}
+
+impl From<collegedb::Error> for ApiError {
+    fn from(err: collegedb::Error) -> Self {
+        let status = match err.code() {
+            "integer_out_of_range" | "too_many_parameters" => 400,
+            "not_found" => 404,
+            "duplicate_key" | "duplicate_alias" => 409,
+            _ => 500,
+        };
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(err: worker::Error) -> Self {
+        ApiError::new(500, "internal", err.to_string())
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult {
+    Ok(Response::from_json(value)?.with_status(status))
+}
+
+/// The request body as text.
+pub async fn body_text(req: &mut Request) -> Result<String, ApiError> {
+    req.text()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the body could not be read: {e}")))
+}
+
+/// Parses a JSON body; malformed JSON, missing fields and fields of the wrong type are `400 bad_request`.
+pub fn parse<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Parses an owned JSON body.
+pub async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
+    let text = body_text(req).await?;
+    parse(&text)
+}
+
+/// The path's segments, percent-decoded one by one (so `%2F` stays inside
+/// its segment); empty segments (doubled or trailing slashes) are dropped.
+pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
+fn percent_decode(segment: &str) -> Result<String, ApiError> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "bad percent-encoding in path segment `{segment}`"
+                    ))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| ApiError::bad_request(format!("path segment `{segment}` is not UTF-8")))
+}
+
+fn out_of_range(text: &str) -> ApiError {
+    collegedb::Error::IntegerOutOfRange {
+        value: text.to_owned(),
+        target: JS_NUMBER_TARGET,
+    }
+    .into()
+}
+
+fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An integer id written in decimal (`42`, `-7`), within ±2^53.
+///
+/// Larger integers are `400 integer_out_of_range`, reported as written
+/// (never rounded); anything else is `400 bad_request`.
+pub fn integer_id(text: &str) -> Result<i64, ApiError> {
+    let text = text.trim();
+    if !is_integer_literal(text) {
+        return Err(ApiError::bad_request(format!(
+            "`{text}` is not an integer id"
+        )));
+    }
+    match text.parse::<i64>() {
+        Ok(i) if i.unsigned_abs() <= MAX_EXACT => Ok(i),
+        _ => Err(out_of_range(text)),
+    }
+}
+
+/// An integer id given as a JSON value, from its JSON text: a plain integer
+/// as in [`integer_id`]; a number in exponent or decimal form (`1e3`, `5.0`)
+/// if it is integral; never a string, fraction or other type.
+pub fn json_integer_id(raw: &str) -> Result<i64, ApiError> {
+    let text = raw.trim();
+    if is_integer_literal(text) {
+        return integer_id(text);
+    }
+    let is_number = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
+    match text.parse::<f64>() {
+        Ok(n) if is_number && n.is_finite() && n.fract() == 0.0 => {
+            if n.abs() <= MAX_EXACT as f64 {
+                Ok(n as i64)
+            } else {
+                Err(out_of_range(text))
+            }
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "`id` must be an integer, not {text}"
+        ))),
+    }
+}
