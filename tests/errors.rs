@@ -151,3 +151,43 @@ fn an_unreachable_shard_fails_the_fan_out_instead_of_answering_partially() {
         assert_eq!(User::count(&db).await.unwrap_err().code(), "shard");
     });
 }
+
+#[test]
+fn a_failed_insert_releases_its_placement() {
+    use collegedb::Coordinator;
+    let db = memory_db(
+        3,
+        Config::default()
+            .strategy(Strategy::RoundRobin)
+            .plain_text_keys(),
+    );
+    block_on(async {
+        // The row cannot be written: its table is missing on every shard.
+        for shard in ["shard-0", "shard-1", "shard-2"] {
+            let drop = Statement::new("DROP TABLE users", vec![]);
+            db.shard(shard).unwrap().execute(&drop).await.unwrap();
+        }
+        assert_eq!(user(1).insert(&db).await.unwrap_err().code(), "shard");
+        let coordinator = db.coordinator().unwrap();
+        let request = collegedb::strategy::AllocationRequest {
+            strategy: collegedb::strategy::StrategyKind::Hash,
+            candidates: vec!["shard-2".into()],
+            proposed: None,
+        };
+        // Had the failed insert kept its placement, the coordinator would answer with it.
+        assert_eq!(
+            coordinator
+                .allocate("users/id/u-1", &request)
+                .await
+                .unwrap(),
+            "shard-2"
+        );
+        assert_eq!(
+            db.mappings()
+                .get_many(&["users/id/u-1".into()])
+                .await
+                .unwrap(),
+            [None]
+        );
+    });
+}

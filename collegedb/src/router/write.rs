@@ -53,6 +53,8 @@ impl<B: Backend> Database<B> {
                 (placed.shard, placed.needs_mapping)
             }
         };
+        let coordinator_placed =
+            write_pk_mapping && !self.config.placement.write.is_deterministic();
         self.record_shard(shard);
 
         let aliases = M::LOOKUPS.iter().zip(keys.into_iter().skip(1)).zip(stored);
@@ -70,10 +72,19 @@ impl<B: Backend> Database<B> {
         .await;
         if let Err(err) = outcome {
             self.release_aliases(&slots).await;
-            if write_pk_mapping {
-                self.forget(&pk_key).await;
+            let err = self.classify::<M>(err, &key);
+            // A duplicate key's placement is the existing row's: keep it and its mapping.
+            if !matches!(err, Error::DuplicateKey { .. }) {
+                if write_pk_mapping {
+                    self.forget(&pk_key).await;
+                }
+                if let (true, Some(coordinator)) = (coordinator_placed, &self.coordinator) {
+                    if let Err(e) = coordinator.release(&pk_key).await {
+                        tracing::warn!(error = %e, "could not release the placement of a failed insert");
+                    }
+                }
             }
-            return Err(self.classify::<M>(err, &key));
+            return Err(err);
         }
 
         if write_pk_mapping {
