@@ -36,6 +36,18 @@ impl Statement {
 
 /// Runs SQL on one shard.
 pub trait ShardExecutor {
+    /// Refuses a statement this backend cannot run as given (D1: over 100
+    /// parameters, integers beyond ±2^53). The router asks before a write
+    /// places a key or touches a mapping, so a refused write leaves nothing
+    /// behind. Accepts everything unless a backend says otherwise.
+    fn check(statement: &Statement) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let _ = statement;
+        Ok(())
+    }
+
     /// Runs a statement that returns no rows; returns the number of rows changed.
     async fn execute(&self, statement: &Statement) -> Result<u64>;
     /// Runs a query; each row holds its values in the order of the select list.

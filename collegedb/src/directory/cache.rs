@@ -12,14 +12,18 @@ use lru::LruCache;
 #[derive(Clone, Debug)]
 pub struct MappingCache {
     inner: Arc<Mutex<LruCache<String, String>>>,
+    capacity: NonZeroUsize,
 }
 
 impl MappingCache {
     /// A cache holding at most `capacity` mappings (at least one).
+    ///
+    /// It grows as mappings arrive: `LruCache::new` would allocate for the
+    /// whole capacity up front, on every database opened per request.
     pub fn new(capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         MappingCache {
-            inner: Arc::new(Mutex::new(LruCache::new(capacity))),
+            inner: Arc::new(Mutex::new(LruCache::unbounded())),
+            capacity: NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
         }
     }
 
@@ -35,7 +39,11 @@ impl MappingCache {
 
     /// Remembers the shard of `key`.
     pub fn put(&self, key: &str, shard: &str) {
-        self.lock().put(key.to_owned(), shard.to_owned());
+        let mut cache = self.lock();
+        cache.put(key.to_owned(), shard.to_owned());
+        if cache.len() > self.capacity.get() {
+            cache.pop_lru();
+        }
     }
 
     /// Forgets `key`.
@@ -52,5 +60,24 @@ impl MappingCache {
 impl Default for MappingCache {
     fn default() -> Self {
         MappingCache::new(10_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_mapping_goes_first() {
+        let cache = MappingCache::new(2);
+        cache.put("a", "s0");
+        cache.put("b", "s1");
+        assert_eq!(cache.get("a").as_deref(), Some("s0"));
+        cache.put("c", "s2");
+        assert_eq!(cache.get("b"), None);
+        assert_eq!(cache.get("a").as_deref(), Some("s0"));
+        assert_eq!(cache.get("c").as_deref(), Some("s2"));
+        cache.remove("a");
+        assert_eq!(cache.get("a"), None);
     }
 }

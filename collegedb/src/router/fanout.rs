@@ -5,7 +5,6 @@ use std::cmp::Ordering;
 use futures::future::{join_all, try_join_all};
 use tracing::Instrument;
 
-use super::op_span;
 use crate::backend::{Backend, ShardExecutor, Statement};
 use crate::database::Database;
 use crate::error::{Error, Result};
@@ -16,7 +15,7 @@ impl<B: Backend> Database<B> {
     /// Creates `M`'s table and its unique lookup indexes on every shard, each
     /// shard in one transaction. Safe to call again.
     pub async fn create_schema<M: Model>(&self) -> Result<()> {
-        let span = op_span("create_schema", M::TABLE, None, self.strategy_name());
+        let span = self.span("create_schema", M::TABLE, None);
         let statements: Vec<Statement> = M::SQL
             .create
             .iter()
@@ -30,7 +29,7 @@ impl<B: Backend> Database<B> {
 
     /// Every row of `M` on every shard, ordered by primary key.
     pub async fn list<M: Model>(&self) -> Result<Vec<M>> {
-        let span = op_span("list", M::TABLE, None, self.strategy_name());
+        let span = self.span("list", M::TABLE, None);
         async {
             let mut rows: Vec<Vec<Value>> = self
                 .on_every_shard(M::SQL.select_all)
@@ -59,7 +58,7 @@ impl<B: Backend> Database<B> {
 
     /// The number of `M` rows on each shard, in shard order.
     pub async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
-        let span = op_span("count", M::TABLE, None, self.strategy_name());
+        let span = self.span("count", M::TABLE, None);
         let answers = self.on_every_shard(M::SQL.count).instrument(span).await?;
         self.shards
             .iter()

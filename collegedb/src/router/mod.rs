@@ -39,23 +39,6 @@ pub(crate) fn key_tag(key: &Value) -> String {
     format!("{:016x}", hash::key_hash(&key.key_text()))
 }
 
-/// The span of one operation; `shard` is recorded once known.
-pub(crate) fn op_span(
-    op: &'static str,
-    table: &'static str,
-    key: Option<&Value>,
-    strategy: &'static str,
-) -> Span {
-    tracing::debug_span!(
-        "collegedb",
-        op,
-        table,
-        key = key.map(key_tag).unwrap_or_default(),
-        strategy,
-        shard = tracing::field::Empty,
-    )
-}
-
 /// If `err` is a UNIQUE constraint failure on `table`, the column it names.
 pub(crate) fn unique_violation<'e>(err: &'e Error, table: &str) -> Option<&'e str> {
     let Error::Shard { message, .. } = err else {
@@ -68,14 +51,16 @@ pub(crate) fn unique_violation<'e>(err: &'e Error, table: &str) -> Option<&'e st
 }
 
 impl<B: Backend> Database<B> {
-    /// The name of the write strategy, for spans.
-    pub(crate) fn strategy_name(&self) -> &'static str {
-        match self.config.placement.write {
-            crate::Strategy::Hash => "hash",
-            crate::Strategy::RoundRobin => "round-robin",
-            crate::Strategy::Random => "random",
-            crate::Strategy::Location { .. } => "location",
-        }
+    /// The span of one operation; `shard` is recorded once known.
+    pub(crate) fn span(&self, op: &'static str, table: &'static str, key: Option<&Value>) -> Span {
+        tracing::debug_span!(
+            "collegedb",
+            op,
+            table,
+            key = key.map(key_tag).unwrap_or_default(),
+            strategy = self.config.placement.write.kind().name(),
+            shard = tracing::field::Empty,
+        )
     }
 
     /// The mapping key of `value` in `M`'s column `column`.

@@ -3,7 +3,7 @@
 use futures::future::join_all;
 use tracing::Instrument;
 
-use super::{op_span, Located};
+use super::Located;
 use crate::backend::{Backend, MappingStore};
 use crate::database::Database;
 use crate::directory::MappingRecord;
@@ -21,7 +21,7 @@ pub(crate) const ALIAS_GRACE_MS: u64 = 5 * 60 * 1000;
 impl<B: Backend> Database<B> {
     /// The row with primary key `key`, wherever it lives.
     pub async fn get<M: Model>(&self, key: Value) -> Result<Option<M>> {
-        let span = op_span("get", M::TABLE, Some(&key), self.strategy_name());
+        let span = self.span("get", M::TABLE, Some(&key));
         async {
             match self.locate_by_key::<M>(&key).await? {
                 Some(found) => M::from_row(found.row).map(Some),
@@ -34,7 +34,7 @@ impl<B: Backend> Database<B> {
 
     /// The row whose lookup column `M::LOOKUPS[lookup]` equals `value`.
     pub async fn find_by<M: Model>(&self, lookup: usize, value: Value) -> Result<Option<M>> {
-        let span = op_span("find_by", M::TABLE, Some(&value), self.strategy_name());
+        let span = self.span("find_by", M::TABLE, Some(&value));
         async {
             match self
                 .locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value)

@@ -9,7 +9,6 @@
 
 use tracing::Instrument;
 
-use super::op_span;
 use crate::backend::{Backend, MappingStore, ShardExecutor, Statement};
 use crate::database::Database;
 use crate::directory::MappingRecord;
@@ -38,7 +37,7 @@ impl<B: Backend> Database<B> {
                     .into(),
             ));
         }
-        let span = op_span("rebalance", M::TABLE, None, "hash");
+        let span = self.span("rebalance", M::TABLE, None);
         async {
             let mut report = Rebalanced::default();
             // Read every shard before moving anything, so a moved row is not met again at its home.

@@ -1,10 +1,11 @@
 //! Inserts, updates and deletes, with alias keys written before the row and
 //! removed after it.
 
+use futures::future::{join_all, try_join_all};
 use tracing::Instrument;
 
 use super::read::lookup_of;
-use super::{op_span, unique_violation, Located};
+use super::{unique_violation, Located};
 use crate::backend::{Backend, Coordinator, MappingStore, ShardExecutor, Statement};
 use crate::database::Database;
 use crate::directory::MappingRecord;
@@ -27,8 +28,9 @@ impl<B: Backend> Database<B> {
     /// mapping is left behind.
     pub async fn insert<M: Model>(&self, model: &M) -> Result<()> {
         let row = model.to_row()?;
+        B::Shard::check(&Statement::new(M::SQL.insert, row.clone()))?;
         let key = row[M::PRIMARY_KEY].clone();
-        let span = op_span("insert", M::TABLE, Some(&key), self.strategy_name());
+        let span = self.span("insert", M::TABLE, Some(&key));
         self.insert_row::<M>(row, key).instrument(span).await
     }
 
@@ -103,8 +105,9 @@ impl<B: Backend> Database<B> {
     /// lose the old one after. Fails with [`Error::NotFound`] if the row does not exist.
     pub async fn update<M: Model>(&self, model: &M) -> Result<()> {
         let row = model.to_row()?;
+        B::Shard::check(&Statement::new(M::SQL.update, row.clone()))?;
         let key = row[M::PRIMARY_KEY].clone();
-        let span = op_span("update", M::TABLE, Some(&key), self.strategy_name());
+        let span = self.span("update", M::TABLE, Some(&key));
         async {
             let Some(Located { shard, row: old }) = self.locate_by_key::<M>(&key).await? else {
                 return Err(Error::NotFound {
@@ -148,7 +151,7 @@ impl<B: Backend> Database<B> {
 
     /// Deletes the row with primary key `key`, then its aliases. Returns whether a row was deleted.
     pub async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
-        let span = op_span("delete", M::TABLE, Some(&key), self.strategy_name());
+        let span = self.span("delete", M::TABLE, Some(&key));
         async {
             match self.locate_by_key::<M>(&key).await? {
                 Some(found) => self.delete_located::<M>(found).await.map(|_| true),
@@ -162,7 +165,7 @@ impl<B: Backend> Database<B> {
     /// Deletes the row whose lookup column `M::LOOKUPS[lookup]` equals `value`,
     /// then every key of that row. Returns whether a row was deleted.
     pub async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
-        let span = op_span("delete_by", M::TABLE, Some(&value), self.strategy_name());
+        let span = self.span("delete_by", M::TABLE, Some(&value));
         async {
             match self
                 .locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value)
@@ -184,11 +187,14 @@ impl<B: Backend> Database<B> {
             .executor
             .execute(&statement)
             .await?;
-        for lookup in M::LOOKUPS {
-            let alias = self.mapping_key::<M>(lookup.column, &found.row[lookup.index])?;
-            self.mappings.delete(&alias).await?;
-            self.config.cache.remove(&alias);
+        let aliases = M::LOOKUPS
+            .iter()
+            .map(|l| self.mapping_key::<M>(l.column, &found.row[l.index]))
+            .collect::<Result<Vec<_>>>()?;
+        for alias in &aliases {
+            self.config.cache.remove(alias);
         }
+        try_join_all(aliases.iter().map(|alias| self.mappings.delete(alias))).await?;
         // A key at its hash home under hash placement has no mapping to remove.
         let recomputable =
             self.config.placement.write.is_deterministic() && found.shard == self.home(&key);
@@ -204,8 +210,9 @@ impl<B: Backend> Database<B> {
         Ok(())
     }
 
-    /// Checks that each alias is free (or stale, or already this row's) and
-    /// writes the ones that are not already this row's, before the row is written.
+    /// Checks that each alias is free (or stale, or already this row's), then
+    /// writes the ones that are not already this row's, all at once, before
+    /// the row is written.
     async fn claim_aliases<M: Model>(
         &self,
         row: &[Value],
@@ -216,57 +223,58 @@ impl<B: Backend> Database<B> {
         let mut slots = Vec::new();
         let record = MappingRecord::new(&self.shards[shard].name, Some(key), now_ms());
         for ((lookup, alias_key), json) in aliases {
-            let current = match json {
-                Some(json) => Some(MappingRecord::parse(&alias_key, &json)?),
-                None => None,
-            };
-            let taken = match &current {
-                Some(existing)
-                    if existing.primary_key(&alias_key)? == *key
-                        && existing.shard == record.shard =>
-                {
-                    // Already ours (a retried write): nothing to claim.
-                    continue;
-                }
-                Some(existing) if existing.primary_key(&alias_key)? == *key => false,
-                // Another row's alias: taken unless that row no longer has this value.
-                Some(existing) => {
-                    let index = self.shard_index(&existing.shard)?;
-                    let rows = self
-                        .query_on(index, lookup.select, vec![row[lookup.index].clone()])
-                        .await?;
-                    !rows.is_empty()
-                }
+            let taken = match json {
                 None => false,
+                Some(json) => {
+                    let existing = MappingRecord::parse(&alias_key, &json)?;
+                    if existing.primary_key(&alias_key)? == *key {
+                        if existing.shard == record.shard {
+                            // Already ours (a retried write): nothing to claim.
+                            continue;
+                        }
+                        false
+                    } else {
+                        // Another row's alias: taken unless that row no longer has this value.
+                        let index = self.shard_index(&existing.shard)?;
+                        let select = vec![row[lookup.index].clone()];
+                        !self
+                            .query_on(index, lookup.select, select)
+                            .await?
+                            .is_empty()
+                    }
+                }
             };
             if taken {
-                self.release_aliases(&slots).await;
                 return Err(Error::DuplicateAlias {
                     table: M::TABLE,
                     column: lookup.column,
                 });
-            }
-            if let Err(err) = self.mappings.put(&alias_key, &record.to_json()).await {
-                self.release_aliases(&slots).await;
-                return Err(err);
             }
             slots.push(AliasSlot {
                 column: lookup.column,
                 key: alias_key,
             });
         }
+        let json = record.to_json();
+        let puts = join_all(slots.iter().map(|slot| self.mappings.put(&slot.key, &json))).await;
+        if let Some(err) = puts.into_iter().find_map(Result::err) {
+            // Some puts may have landed: take them all back.
+            self.release_aliases(&slots).await;
+            return Err(err);
+        }
         Ok(slots)
     }
 
     /// Takes back aliases this write put, after the row write failed.
     async fn release_aliases(&self, slots: &[AliasSlot]) {
-        for slot in slots {
+        join_all(slots.iter().map(|slot| {
             tracing::debug!(
                 column = slot.column,
                 "taking back an alias of a failed write"
             );
-            self.forget(&slot.key).await;
-        }
+            self.forget(&slot.key)
+        }))
+        .await;
     }
 
     /// Removes a mapping, best effort: a leftover mapping is harmless (reads

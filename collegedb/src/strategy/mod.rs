@@ -68,6 +68,18 @@ pub enum StrategyKind {
     Location,
 }
 
+impl StrategyKind {
+    /// The name, as the coordinator's HTTP API and the tracing spans spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Hash => "hash",
+            StrategyKind::RoundRobin => "round-robin",
+            StrategyKind::Random => "random",
+            StrategyKind::Location => "location",
+        }
+    }
+}
+
 /// The read and write strategies of a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -175,6 +187,21 @@ mod tests {
             || unreachable!(),
         );
         assert_eq!(err.unwrap_err().code(), "unknown_shard");
+    }
+
+    #[test]
+    fn names_match_the_wire_format() {
+        for kind in [
+            StrategyKind::Hash,
+            StrategyKind::RoundRobin,
+            StrategyKind::Random,
+            StrategyKind::Location,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.name())
+            );
+        }
     }
 
     #[test]

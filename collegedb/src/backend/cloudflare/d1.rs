@@ -81,17 +81,8 @@ impl D1Shard {
 
     /// Prepares and binds one statement.
     fn prepare(&self, statement: &Statement) -> Result<D1PreparedStatement> {
-        if statement.params.len() > D1_MAX_PARAMETERS {
-            return Err(Error::TooManyParameters {
-                count: statement.params.len(),
-                limit: D1_MAX_PARAMETERS,
-            });
-        }
-        let params = statement
-            .params
-            .iter()
-            .map(to_js)
-            .collect::<Result<Array>>()?;
+        Self::check(statement)?;
+        let params: Array = statement.params.iter().map(to_js).collect();
         let prepared = self
             .db
             .prepare(&statement.sql)
@@ -133,23 +124,29 @@ impl D1Shard {
     }
 }
 
-/// Converts a bound value to the JS value D1 takes for it.
-pub(crate) fn to_js(value: &Value) -> Result<JsValue> {
-    Ok(match value {
-        Value::Null => JsValue::NULL,
-        Value::Integer(i) if i.unsigned_abs() <= JS_MAX_EXACT_INTEGER as u64 => {
-            JsValue::from_f64(*i as f64)
-        }
-        Value::Integer(i) => {
-            return Err(Error::IntegerOutOfRange {
+/// Refuses an integer a JS number cannot hold exactly.
+pub(crate) fn exact_in_js(value: &Value) -> Result<()> {
+    match value {
+        Value::Integer(i) if i.unsigned_abs() > JS_MAX_EXACT_INTEGER as u64 => {
+            Err(Error::IntegerOutOfRange {
                 value: i.to_string(),
                 target: JS_NUMBER_TARGET,
             })
         }
+        _ => Ok(()),
+    }
+}
+
+/// Converts a bound value to the JS value D1 takes for it; integers were
+/// checked by [`ShardExecutor::check`].
+fn to_js(value: &Value) -> JsValue {
+    match value {
+        Value::Null => JsValue::NULL,
+        Value::Integer(i) => JsValue::from_f64(*i as f64),
         Value::Real(r) => JsValue::from_f64(*r),
         Value::Text(t) => JsValue::from_str(t),
         Value::Blob(b) => Uint8Array::from(b.as_slice()).into(),
-    })
+    }
 }
 
 /// Decodes one value of a `raw()` row.
@@ -201,6 +198,16 @@ fn number(n: f64) -> Value {
 }
 
 impl ShardExecutor for D1Shard {
+    fn check(statement: &Statement) -> Result<()> {
+        if statement.params.len() > D1_MAX_PARAMETERS {
+            return Err(Error::TooManyParameters {
+                count: statement.params.len(),
+                limit: D1_MAX_PARAMETERS,
+            });
+        }
+        statement.params.iter().try_for_each(exact_in_js)
+    }
+
     async fn execute(&self, statement: &Statement) -> Result<u64> {
         let prepared = self.prepare(statement)?;
         let result = self.wait(prepared.run()).await?;

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{Method, Request, Response, SqlStorageValue};
 
-use super::d1::JS_MAX_EXACT_INTEGER;
+use super::d1::exact_in_js;
 use super::protocol::{
     AllocateBody, AllocateReply, CountBody, ErrorBody, ErrorReply, ReleaseBody, SetStatsBody,
     ShardBody, StatsEntry, Success,
@@ -14,6 +14,7 @@ use super::worker_error_message;
 use crate::error::Error;
 use crate::platform::now_ms;
 use crate::strategy::{decide, AllocationRequest, StrategyKind};
+use crate::value::Value;
 
 /// The object's tables. `placements` holds one row per key placed by the
 /// object (put-if-absent), `counters` the round-robin counter, `shards` the
@@ -175,16 +176,10 @@ fn success() -> Outcome {
     json(&Success { success: true })
 }
 
-fn checked(value: i64, what: &str) -> std::result::Result<SqlStorageValue, Failure> {
-    if value.unsigned_abs() <= JS_MAX_EXACT_INTEGER as u64 {
-        Ok(SqlStorageValue::Integer(value))
-    } else {
-        Err(Failure::new(
-            400,
-            "integer_out_of_range",
-            format!("{what} {value} is beyond ±2^53, which a JS number cannot hold exactly"),
-        ))
-    }
+/// A count for storage, refused if a JS number cannot hold it exactly.
+fn checked(value: i64) -> std::result::Result<SqlStorageValue, Failure> {
+    exact_in_js(&Value::Integer(value)).map_err(Failure::from_error)?;
+    Ok(SqlStorageValue::Integer(value))
 }
 
 fn now() -> SqlStorageValue {
@@ -308,7 +303,7 @@ impl ShardCoordinator {
 
     fn set_stats(&self, body: SetStatsBody) -> Outcome {
         non_empty(&body.shard, "shard")?;
-        let count = checked(body.count, "count")?;
+        let count = checked(body.count)?;
         self.exec(
             "INSERT INTO stats (shard, count, updated) VALUES (?, ?, ?)
              ON CONFLICT (shard) DO UPDATE SET count = excluded.count, updated = excluded.updated",
@@ -319,7 +314,7 @@ impl ShardCoordinator {
 
     fn adjust_count(&self, body: CountBody) -> Outcome {
         non_empty(&body.shard, "shard")?;
-        let delta = checked(body.delta, "delta")?;
+        let delta = checked(body.delta)?;
         self.exec(
             "INSERT INTO stats (shard, count, updated) VALUES (?, ?, ?)
              ON CONFLICT (shard) DO UPDATE SET count = count + excluded.count, updated = excluded.updated",
