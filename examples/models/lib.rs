@@ -1,10 +1,11 @@
 //! The models of the examples, shared by the quickstart, the integration
-//! tests and the benchmark.
+//! tests, the benchmark and the example Worker (which serves them as JSON).
 
 use collegedb::Sharded;
+use serde::Serialize;
 
 /// A user, found by id, email or username.
-#[derive(Sharded, Debug, Clone, PartialEq)]
+#[derive(Sharded, Serialize, Debug, Clone, PartialEq)]
 pub struct User {
     /// The primary key.
     #[primary_key]
@@ -22,9 +23,9 @@ pub struct User {
 }
 
 /// A post, keyed by an integer.
-#[derive(Sharded, Debug, Clone, PartialEq)]
+#[derive(Sharded, Serialize, Debug, Clone, PartialEq)]
 pub struct Post {
-    /// The primary key.
+    /// The primary key (on D1, within ±2^53: D1 holds integers as JS numbers).
     #[primary_key]
     pub id: i64,
     /// The author's user id.

@@ -4,12 +4,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Request, Response};
 
-/// Integers D1 holds exactly (JS numbers): |i| ≤ 2^53.
-const MAX_EXACT: u64 = 1 << 53;
-
-/// What an over-large id did not fit (the D1 backend's own wording).
-const JS_NUMBER_TARGET: &str = "D1 (JS number, ±2^53)";
-
 /// A failed request: `status` and `{"error":{"code","message"}}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -89,40 +83,23 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError>
 pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(|decoded| decoded.into_owned())
+                .map_err(|_| {
+                    ApiError::bad_request(format!("path segment `{segment}` is not UTF-8"))
+                })
+        })
         .collect()
 }
 
-fn percent_decode(segment: &str) -> Result<String, ApiError> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "bad percent-encoding in path segment `{segment}`"
-                    ))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out)
-        .map_err(|_| ApiError::bad_request(format!("path segment `{segment}` is not UTF-8")))
-}
-
+/// An id too large for any key type; ids that fit an `i64` but not D1
+/// (beyond ±2^53) are refused by the backend before any remote call.
 fn out_of_range(text: &str) -> ApiError {
     collegedb::Error::IntegerOutOfRange {
         value: text.to_owned(),
-        target: JS_NUMBER_TARGET,
+        target: "an i64 key",
     }
     .into()
 }
@@ -132,9 +109,9 @@ fn is_integer_literal(text: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// An integer id written in decimal (`42`, `-7`), within ±2^53.
+/// An integer id written in decimal (`42`, `-7`).
 ///
-/// Larger integers are `400 integer_out_of_range`, reported as written
+/// Integers beyond `i64` are `400 integer_out_of_range`, reported as written
 /// (never rounded); anything else is `400 bad_request`.
 pub fn integer_id(text: &str) -> Result<i64, ApiError> {
     let text = text.trim();
@@ -143,10 +120,7 @@ pub fn integer_id(text: &str) -> Result<i64, ApiError> {
             "`{text}` is not an integer id"
         )));
     }
-    match text.parse::<i64>() {
-        Ok(i) if i.unsigned_abs() <= MAX_EXACT => Ok(i),
-        _ => Err(out_of_range(text)),
-    }
+    text.parse::<i64>().map_err(|_| out_of_range(text))
 }
 
 /// An integer id given as a JSON value, from its JSON text: a plain integer
@@ -162,7 +136,8 @@ pub fn json_integer_id(raw: &str) -> Result<i64, ApiError> {
         .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
     match text.parse::<f64>() {
         Ok(n) if is_number && n.is_finite() && n.fract() == 0.0 => {
-            if n.abs() <= MAX_EXACT as f64 {
+            // From 2^53 on an f64 may not be the number written: refuse, never round.
+            if n.abs() < collegedb::cloudflare::JS_MAX_EXACT_INTEGER as f64 {
                 Ok(n as i64)
             } else {
                 Err(out_of_range(text))

@@ -1,38 +1,10 @@
-//! The Worker's models, and the JSON bodies that create and change them.
+//! The JSON bodies that create and change the example models.
+//!
+//! Users are placed by hash of their id; posts round-robin.
 
-use collegedb::Sharded;
-use serde::{Deserialize, Serialize};
+pub use example_models::{Post, User};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-
-/// A user, found by id, email or username; placed by hash of its id.
-#[derive(Sharded, Serialize, Debug, Clone, PartialEq)]
-pub struct User {
-    /// The primary key.
-    #[primary_key]
-    pub id: String,
-    /// A unique alias key.
-    #[lookup]
-    pub email: String,
-    /// A unique alias key.
-    #[lookup]
-    pub username: String,
-    /// Not a key.
-    pub name: String,
-    /// Nullable.
-    pub age: Option<u32>,
-}
-
-/// A post, keyed by an integer; placed round-robin.
-#[derive(Sharded, Serialize, Debug, Clone, PartialEq)]
-pub struct Post {
-    /// The primary key; within ±2^53, as D1 holds integers as JS numbers.
-    #[primary_key]
-    pub id: i64,
-    /// The author's user id.
-    pub author_id: String,
-    /// The title.
-    pub title: String,
-}
 
 /// `POST /users`.
 #[derive(Deserialize)]
@@ -88,4 +60,6 @@ pub struct NewPost<'a> {
     pub id: &'a RawValue,
     pub author_id: String,
     pub title: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }

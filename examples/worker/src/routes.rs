@@ -17,7 +17,7 @@
 //! | `PUT /users/{id}` `{"email","username","name","age"?}` | the updated user, or `404` |
 //! | `DELETE /users/{id}`, `/users/by-email/{email}`, `/users/by-username/{username}` | `{"deleted":true}`, or `404` |
 //! | `GET /users/{id}/shard` | `{"shard":"SHARD_1"}`, or `404` |
-//! | `POST /posts` `{"id":<integer>,"author_id","title"}` | `201` the post |
+//! | `POST /posts` `{"id":<integer>,"author_id","title","tags"?}` | `201` the post |
 //! | `GET /posts`, `GET /posts/count`, `GET /posts/{id}`, `GET /posts/{id}/shard` | as for users |
 //! | `GET /distribution` | `[{"shard":"SHARD_0","users":n,"posts":m},..]` in shard order |
 //! | `GET /stats` | the coordinator's key counts: `[{"shard","count","updated_ms"},..]` in shard order |
@@ -120,6 +120,7 @@ async fn route(mut req: Request, env: &Env) -> ApiResult {
                 id: http::json_integer_id(new.id.get())?,
                 author_id: new.author_id,
                 title: new.title,
+                tags: new.tags,
             };
             post.insert(&posts(env)?).await?;
             reply(201, &post)
