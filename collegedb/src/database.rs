@@ -97,11 +97,6 @@ impl Config {
         Config { cache, ..self }
     }
 
-    /// The placement.
-    pub fn placement_of(&self) -> Placement {
-        self.placement
-    }
-
     /// How mapping keys are written.
     pub fn key_codec(&self) -> KeyCodec {
         self.keys

@@ -36,15 +36,15 @@ impl Statement {
 
 /// Runs SQL on one shard.
 pub trait ShardExecutor {
-    /// Refuses a statement this backend cannot run as given (D1: over 100
-    /// parameters, integers beyond ±2^53). The router asks before a write
-    /// places a key or touches a mapping, so a refused write leaves nothing
-    /// behind. Accepts everything unless a backend says otherwise.
-    fn check(statement: &Statement) -> Result<()>
+    /// Refuses parameters this backend cannot bind as given (D1: over 100,
+    /// or integers beyond ±2^53). The router asks before a write places a key
+    /// or touches a mapping, so a refused write leaves nothing behind.
+    /// Accepts everything unless a backend says otherwise.
+    fn check(params: &[Value]) -> Result<()>
     where
         Self: Sized,
     {
-        let _ = statement;
+        let _ = params;
         Ok(())
     }
 

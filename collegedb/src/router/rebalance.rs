@@ -40,17 +40,17 @@ impl<B: Backend> Database<B> {
         let span = self.span("rebalance", M::TABLE, None);
         async {
             let mut report = Rebalanced::default();
-            // Read every shard before moving anything, so a moved row is not met again at its home.
-            let mut snapshots = Vec::with_capacity(self.shards.len());
+            // Rows this run moved onto each shard, so they are not counted
+            // again as "at home" when that shard's turn comes.
+            let mut moved_into = vec![0u64; self.shards.len()];
             for source in 0..self.shards.len() {
-                snapshots.push(self.query_on(source, M::SQL.select_all, Vec::new()).await?);
-            }
-            for (source, rows) in snapshots.into_iter().enumerate() {
+                let rows = self.query_on(source, M::SQL.select_all, Vec::new()).await?;
+                let mut at_home: u64 = 0;
                 for row in rows {
                     let key = row[M::PRIMARY_KEY].clone();
                     let home = self.home(&key);
                     if home == source {
-                        report.at_home += 1;
+                        at_home += 1;
                         continue;
                     }
                     let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
@@ -66,7 +66,9 @@ impl<B: Backend> Database<B> {
                     }
                     self.move_row::<M>(source, home, row).await?;
                     report.moved += 1;
+                    moved_into[home] += 1;
                 }
+                report.at_home += at_home.saturating_sub(moved_into[source]);
             }
             Ok(report)
         }

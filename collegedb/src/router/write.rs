@@ -28,7 +28,7 @@ impl<B: Backend> Database<B> {
     /// mapping is left behind.
     pub async fn insert<M: Model>(&self, model: &M) -> Result<()> {
         let row = model.to_row()?;
-        B::Shard::check(&Statement::new(M::SQL.insert, row.clone()))?;
+        B::Shard::check(&row)?;
         let key = row[M::PRIMARY_KEY].clone();
         let span = self.span("insert", M::TABLE, Some(&key));
         self.insert_row::<M>(row, key).instrument(span).await
@@ -105,7 +105,7 @@ impl<B: Backend> Database<B> {
     /// lose the old one after. Fails with [`Error::NotFound`] if the row does not exist.
     pub async fn update<M: Model>(&self, model: &M) -> Result<()> {
         let row = model.to_row()?;
-        B::Shard::check(&Statement::new(M::SQL.update, row.clone()))?;
+        B::Shard::check(&row)?;
         let key = row[M::PRIMARY_KEY].clone();
         let span = self.span("update", M::TABLE, Some(&key));
         async {

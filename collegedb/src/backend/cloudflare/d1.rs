@@ -81,7 +81,7 @@ impl D1Shard {
 
     /// Prepares and binds one statement.
     fn prepare(&self, statement: &Statement) -> Result<D1PreparedStatement> {
-        Self::check(statement)?;
+        Self::check(&statement.params)?;
         let params: Array = statement.params.iter().map(to_js).collect();
         let prepared = self
             .db
@@ -198,14 +198,14 @@ fn number(n: f64) -> Value {
 }
 
 impl ShardExecutor for D1Shard {
-    fn check(statement: &Statement) -> Result<()> {
-        if statement.params.len() > D1_MAX_PARAMETERS {
+    fn check(params: &[Value]) -> Result<()> {
+        if params.len() > D1_MAX_PARAMETERS {
             return Err(Error::TooManyParameters {
-                count: statement.params.len(),
+                count: params.len(),
                 limit: D1_MAX_PARAMETERS,
             });
         }
-        statement.params.iter().try_for_each(exact_in_js)
+        params.iter().try_for_each(exact_in_js)
     }
 
     async fn execute(&self, statement: &Statement) -> Result<u64> {
