@@ -1,13 +1,17 @@
-//! The database handle: shards, mapping store, coordinator and configuration.
+//! The database handle: the public face of the router.
 
-use crate::backend::{Backend, ShardStats};
-use crate::directory::{KeyCodec, MappingCache};
+use crate::backend::intercept::{Intercepted, Interceptor, Seen};
+use crate::backend::Backend;
+use crate::directory::{Directory, KeyCodec, MappingCache};
 use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::router::{Rebalanced, Router};
 use crate::strategy::{Placement, ShardLocation, Strategy};
+use crate::value::Value;
 
 /// One shard: its stable name, its executor and, for location placement, where it is.
 pub struct ShardSpec<S> {
-    /// The shard's name, as mappings and the coordinator record it.
+    /// The shard's name, as claims and mappings record it.
     pub name: String,
     /// Runs SQL on it.
     pub executor: S,
@@ -43,24 +47,25 @@ impl<S> ShardSpec<S> {
 ///     .placement(Placement::mixed(Strategy::Hash, Strategy::Location { target: Region::Weur }))
 ///     .max_shard_bytes(500 * 1024 * 1024)
 ///     .plain_text_keys();
-/// assert!(!config.key_codec().is_hashed());
+/// assert!(!config.hashes_keys());
 /// ```
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub(crate) placement: Placement,
-    pub(crate) max_shard_bytes: Option<u64>,
-    pub(crate) keys: KeyCodec,
-    pub(crate) cache: MappingCache,
+    placement: Placement,
+    max_shard_bytes: Option<u64>,
+    keys: KeyCodec,
+    cache: Option<MappingCache>,
 }
 
 impl Default for Config {
-    /// Hash placement, no size limit, hashed mapping keys, a private cache of 10,000 mappings.
+    /// Hash placement, no size limit, hashed mapping keys, and a private
+    /// cache of 10,000 mappings per database.
     fn default() -> Self {
         Config {
             placement: Strategy::Hash.into(),
             max_shard_bytes: None,
             keys: KeyCodec::default(),
-            cache: MappingCache::default(),
+            cache: None,
         }
     }
 }
@@ -76,7 +81,8 @@ impl Config {
         Config { placement, ..self }
     }
 
-    /// Shards at or over this size get no new keys.
+    /// Shards at or over this size get no new keys (a hash key whose home is
+    /// full goes elsewhere, with a claim and a redirect at its home).
     pub fn max_shard_bytes(self, limit: u64) -> Self {
         Config {
             max_shard_bytes: Some(limit),
@@ -92,14 +98,24 @@ impl Config {
         }
     }
 
-    /// Share a mapping cache (on Workers: one per isolate).
+    /// Share a mapping cache between databases over the same shards (on
+    /// Workers: one per isolate). Without it, each database has its own.
     pub fn cache(self, cache: MappingCache) -> Self {
-        Config { cache, ..self }
+        Config {
+            cache: Some(cache),
+            ..self
+        }
     }
 
-    /// How mapping keys are written.
-    pub fn key_codec(&self) -> KeyCodec {
-        self.keys
+    /// Whether mapping keys are SHA-256 hashed (the default).
+    pub fn hashes_keys(&self) -> bool {
+        self.keys.is_hashed()
+    }
+
+    /// Whether this configuration needs a coordinator for every key, not
+    /// only for lookup values.
+    fn claims_every_key(&self) -> bool {
+        self.placement.write != Strategy::Hash || self.max_shard_bytes.is_some()
     }
 }
 
@@ -109,22 +125,24 @@ impl Config {
 /// the Cloudflare backend's), then use the methods the derive generates on
 /// your models, or the generic methods below.
 pub struct Database<B: Backend> {
-    pub(crate) shards: Vec<ShardSpec<B::Shard>>,
-    pub(crate) mappings: B::Mappings,
-    pub(crate) coordinator: Option<B::Coordinator>,
-    pub(crate) config: Config,
+    router: Router<B>,
+    config: Config,
 }
 
 impl<B: Backend> Database<B> {
     /// A database over `shards` (in their stable order: append new shards at the end).
     ///
-    /// Fails with [`Error::NoShards`] for an empty list and [`Error::Config`]
-    /// for duplicate names or a location strategy with no located shard.
+    /// Fails with [`Error::NoShards`] for an empty list, and with
+    /// [`Error::Config`] for duplicate names, a location strategy with no
+    /// located shard, or a placement that needs a coordinator (any strategy
+    /// but hash, or a size limit) without one; `missing_coordinator` says
+    /// how to configure it on this backend.
     pub fn new(
         shards: Vec<ShardSpec<B::Shard>>,
         mappings: B::Mappings,
         coordinator: Option<B::Coordinator>,
         config: Config,
+        missing_coordinator: &str,
     ) -> Result<Self> {
         if shards.is_empty() {
             return Err(Error::NoShards);
@@ -145,12 +163,58 @@ impl<B: Backend> Database<B> {
                 "location placement needs at least one shard with a location".into(),
             ));
         }
-        Ok(Database {
-            shards,
+        if coordinator.is_none() && config.claims_every_key() {
+            return Err(Error::Config(format!(
+                "{} placement{} keeps a claim for every key at the coordinator, and none is configured: {missing_coordinator}",
+                config.placement.write.kind().name(),
+                if config.max_shard_bytes.is_some() { " with a size limit" } else { "" },
+            )));
+        }
+        let cache = config.cache.clone().unwrap_or_default();
+        let directory = Directory::new(
             mappings,
             coordinator,
+            cache,
+            config.keys,
+            missing_coordinator.to_owned(),
+        );
+        Ok(Database {
+            router: Router {
+                shards,
+                directory,
+                placement: config.placement,
+                max_shard_bytes: config.max_shard_bytes,
+            },
             config,
         })
+    }
+
+    /// This database with every backend call seen by `interceptor` (see
+    /// [`intercept`](crate::backend::intercept)): same shards, same mapping
+    /// store and coordinator, same cache.
+    pub fn intercepted<I: Interceptor>(self, interceptor: I) -> Database<Intercepted<B, I>> {
+        let Router {
+            shards,
+            directory,
+            placement,
+            max_shard_bytes,
+        } = self.router;
+        Database {
+            router: Router {
+                shards: shards
+                    .into_iter()
+                    .map(|s| ShardSpec {
+                        name: s.name,
+                        executor: Seen::new(s.executor, interceptor.clone()),
+                        location: s.location,
+                    })
+                    .collect(),
+                directory: directory.intercepted(interceptor),
+                placement,
+                max_shard_bytes,
+            },
+            config: self.config,
+        }
     }
 
     /// The configuration.
@@ -160,55 +224,113 @@ impl<B: Backend> Database<B> {
 
     /// The shard names, in their stable order.
     pub fn shard_names(&self) -> impl Iterator<Item = &str> {
-        self.shards.iter().map(|s| s.name.as_str())
+        self.router.shards.iter().map(|s| s.name.as_str())
     }
 
     /// The executor of the shard called `name`.
     pub fn shard(&self, name: &str) -> Result<&B::Shard> {
-        self.shard_index(name).map(|i| &self.shards[i].executor)
+        self.router
+            .shard_index(name)
+            .map(|i| &self.router.shards[i].executor)
     }
 
-    pub(crate) fn shard_index(&self, name: &str) -> Result<usize> {
-        self.shards
-            .iter()
-            .position(|s| s.name == name)
-            .ok_or_else(|| Error::UnknownShard {
-                shard: name.to_owned(),
-            })
-    }
-
-    /// The mapping store.
+    /// The mapping store (the read-path cache of key → shard).
     pub fn mappings(&self) -> &B::Mappings {
-        &self.mappings
+        self.router.directory.store()
     }
 
     /// The coordinator, if one is configured.
     pub fn coordinator(&self) -> Option<&B::Coordinator> {
-        self.coordinator.as_ref()
+        self.router.directory.coordinator()
     }
 
-    /// Per-shard key counts kept by the coordinator, one entry per configured
-    /// shard (zero where it has none). Without a coordinator, an error.
-    pub async fn stats(&self) -> Result<Vec<ShardStats>> {
-        use crate::backend::Coordinator as _;
-        let coordinator = self.coordinator.as_ref().ok_or_else(|| {
-            Error::Config("shard stats are kept by the coordinator, and none is configured".into())
-        })?;
-        let known = coordinator.stats().await?;
-        Ok(self
-            .shards
-            .iter()
-            .map(|s| {
-                known
-                    .iter()
-                    .find(|k| k.shard == s.name)
-                    .cloned()
-                    .unwrap_or(ShardStats {
-                        shard: s.name.clone(),
-                        count: 0,
-                        updated_ms: 0,
-                    })
-            })
-            .collect())
+    /// Creates `M`'s table and its unique lookup indexes, with the router's
+    /// own tables, on every shard. Safe to call again; call it again after
+    /// appending shards.
+    pub async fn create_schema<M: Model>(&self) -> Result<()> {
+        self.router.create_schema::<M>().await
+    }
+
+    /// Inserts a new row: claims for its lookup values (and its primary key,
+    /// where its shard cannot be recomputed) first, then the row.
+    ///
+    /// Fails with [`Error::DuplicateKey`] if the primary key exists and
+    /// [`Error::DuplicateAlias`] if a lookup value is taken; either way
+    /// nothing of this insert is left behind. Retrying an insert whose
+    /// first attempt committed answers `duplicate_key`.
+    pub async fn insert<M: Model>(&self, model: &M) -> Result<()> {
+        self.router.insert(model).await
+    }
+
+    /// The row with primary key `key`, wherever it lives.
+    pub async fn get<M: Model>(&self, key: Value) -> Result<Option<M>> {
+        self.router.get::<M>(key).await
+    }
+
+    /// The row whose lookup column `M::LOOKUPS[lookup]` equals `value`.
+    pub async fn find_by<M: Model>(&self, lookup: usize, value: Value) -> Result<Option<M>> {
+        self.router.find_by::<M>(lookup, value).await
+    }
+
+    /// Replaces the row with `model`'s primary key. New lookup values are
+    /// claimed before the row changes and old ones released after.
+    ///
+    /// Fails with [`Error::NotFound`] if the row does not exist, and with
+    /// [`Error::RowMoving`] if a rebalance kept it frozen for every retry.
+    pub async fn update<M: Model>(&self, model: &M) -> Result<()> {
+        self.router.update(model).await
+    }
+
+    /// Deletes the row with primary key `key`, then releases its claims.
+    /// Returns whether this call deleted a row.
+    pub async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
+        self.router.delete::<M>(key).await
+    }
+
+    /// Deletes the row whose lookup column `M::LOOKUPS[lookup]` equals
+    /// `value`. Returns whether this call deleted a row.
+    pub async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
+        self.router.delete_by::<M>(lookup, value).await
+    }
+
+    /// Every row of `M` on every shard, ordered by primary key.
+    pub async fn list<M: Model>(&self) -> Result<Vec<M>> {
+        self.router.list::<M>().await
+    }
+
+    /// The number of `M` rows on every shard together.
+    pub async fn count<M: Model>(&self) -> Result<u64> {
+        self.router.count::<M>().await
+    }
+
+    /// The number of `M` rows stored on each shard, in shard order.
+    pub async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
+        self.router.count_per_shard::<M>().await
+    }
+
+    /// The name of the shard that holds the row with primary key `key`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "embedded")] {
+    /// # use collegedb::{embedded, Sharded};
+    /// # #[derive(Sharded)] struct User { #[primary_key] id: String }
+    /// # futures::executor::block_on(async {
+    /// # let db = embedded::Options::in_memory(2).open()?;
+    /// # User::create_schema(&db).await?;
+    /// User { id: "u-42".into() }.insert(&db).await?;
+    /// let shard = db.shard_of::<User>("u-42".into()).await?;
+    /// assert!(shard.is_some());
+    /// # Ok::<(), collegedb::Error>(())
+    /// # }).unwrap();
+    /// # }
+    /// ```
+    pub async fn shard_of<M: Model>(&self, key: Value) -> Result<Option<&str>> {
+        self.router.shard_of::<M>(key).await
+    }
+
+    /// Moves every `M` row that is not at its hash home there, after shards
+    /// were appended (hash placement only). Safe to interrupt and run again.
+    pub async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
+        self.router.rebalance::<M>().await
     }
 }

@@ -46,7 +46,7 @@ pub enum Error {
         column: &'static str,
     },
 
-    /// An update named a row that does not exist.
+    /// An update named a row that does not exist, or that vanished while it was written.
     #[error("no `{table}` row has primary key `{key}`: insert it first")]
     NotFound {
         /// The table.
@@ -140,6 +140,40 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    /// A shard refused a statement by a constraint. The router turns the
+    /// constraints of its own statements into the errors above; this one
+    /// reaches callers only for statements they wrote themselves.
+    #[error("shard `{shard}` refused the statement: {violation:?}")]
+    Constraint {
+        /// The shard.
+        shard: String,
+        /// The constraint.
+        violation: crate::backend::Violation,
+    },
+
+    /// This handle's shard list is older than one a shard has already seen
+    /// (a Worker version still serving during a deploy, or a long-lived
+    /// handle): it may not write, or it could put a row where current
+    /// handles cannot find it.
+    #[error("shard `{shard}` belongs to a newer shard list than this handle's {shards} shards: reopen the database with the current shard list")]
+    StaleTopology {
+        /// The shard that refused the write.
+        shard: String,
+        /// How many shards this handle knows.
+        shards: usize,
+    },
+
+    /// The row is being moved to its home shard by a rebalance, and stayed
+    /// so for every retry of this write. Nothing was written: retry later,
+    /// or finish the rebalance.
+    #[error("the `{table}` row `{key}` is being moved between shards: retry, or run the rebalance to completion")]
+    RowMoving {
+        /// The table.
+        table: &'static str,
+        /// The primary key, as text.
+        key: String,
+    },
+
     /// A local file or directory could not be used.
     #[error("I/O error on `{path}`: {message}")]
     Io {
@@ -172,6 +206,9 @@ impl Error {
     /// | `key_too_long` | a mapping key is over the store's limit |
     /// | `config` | the configuration is inconsistent |
     /// | `io` | a local file could not be used |
+    /// | `constraint` | a shard refused a caller's own statement by a constraint |
+    /// | `stale_topology` | the handle's shard list is older than the shards' |
+    /// | `row_moving` | the row is being moved by a rebalance: retry |
     ///
     /// ```
     /// let err = collegedb::Error::NoShards;
@@ -196,6 +233,9 @@ impl Error {
             Error::KeyTooLong { .. } => "key_too_long",
             Error::Config(_) => "config",
             Error::Io { .. } => "io",
+            Error::Constraint { .. } => "constraint",
+            Error::StaleTopology { .. } => "stale_topology",
+            Error::RowMoving { .. } => "row_moving",
         }
     }
 }

@@ -33,27 +33,29 @@
 //! ```
 //!
 //! The layers: [`model`] (what the derive implements), [`strategy`]
-//! (placement), [`directory`] (key → shard mappings), [`router`] (resolution
-//! and fan-out), [`backend`] (the traits a backend implements, and the
-//! embedded and Cloudflare backends).
+//! (placement), the directory (key → shard mappings: a read-path cache in
+//! front of the coordinator's claims), the router (resolution, writes,
+//! fan-out and rebalancing, behind [`Database`]), and [`backend`] (the traits
+//! a backend implements, with the embedded and Cloudflare backends beside them).
 
 #![warn(missing_docs)]
 
 pub mod backend;
 mod database;
-pub mod directory;
+mod directory;
 mod error;
+mod key;
 pub mod model;
 mod platform;
-pub mod router;
+mod router;
 pub mod strategy;
 mod value;
 
-pub use backend::{
-    Backend, Coordinator, KeyPage, MappingStore, ShardExecutor, ShardStats, Statement,
-};
+pub use backend::{Backend, Coordinator, MappingStore, ShardExecutor, Statement};
 pub use collegedb_derive::Sharded;
 pub use database::{Config, Database, ShardSpec};
+pub use directory::MappingCache;
+pub use router::Rebalanced;
 pub use error::{Error, Result};
 pub use model::Model;
 pub use strategy::{Placement, Region, ShardLocation, Strategy};
@@ -69,5 +71,5 @@ pub use backend::cloudflare;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::model::{Lookup, TableSql};
-    pub use crate::value::{decode_column, decode_json, encode_json};
+    pub use crate::value::{decode_column, decode_json, encode_column, encode_json};
 }

@@ -56,6 +56,12 @@ pub trait Model: Sized {
     /// The primary key, encoded.
     fn primary_key(&self) -> Result<Value>;
     /// Every stored column, encoded, in [`Model::COLUMNS`] order.
+    ///
+    /// Refuses values that would not be stored faithfully, so that writes
+    /// fail before anything is written: a NaN float, or a NaN or infinite
+    /// float inside a `#[sharded(json)]` field, is an
+    /// [`Error::Encode`](crate::Error::Encode) naming the column as
+    /// `table.column`.
     fn to_row(&self) -> Result<Vec<Value>>;
     /// Decodes a row whose values are in [`Model::COLUMNS`] order.
     fn from_row(row: Vec<Value>) -> Result<Self>;

@@ -1,8 +1,25 @@
 //! Values as they cross the backends, and their conversion to and from Rust types.
 
+use serde::ser::{self, Serialize};
+
 use crate::error::{Error, Result};
 
 /// One SQLite value: what every backend binds and returns.
+///
+/// Keys convert into it from text and integers, so that the generic
+/// [`Database`](crate::Database) methods read naturally
+/// (`db.shard_of::<User>("u-42".into())`):
+///
+/// ```
+/// use collegedb::Value;
+///
+/// assert_eq!(Value::from("u-42"), Value::Text("u-42".into()));
+/// assert_eq!(Value::from(-7i32), Value::Integer(-7));
+/// // `u64` and `usize` may not fit in SQLite's INTEGER, so their conversion can fail.
+/// assert_eq!(Value::try_from(42u64)?, Value::Integer(42));
+/// assert_eq!(Value::try_from(u64::MAX).unwrap_err().code(), "integer_out_of_range");
+/// # Ok::<(), collegedb::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL `NULL`.
@@ -41,6 +58,65 @@ impl Value {
     }
 }
 
+impl From<&str> for Value {
+    fn from(text: &str) -> Self {
+        Value::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Value::Text(text)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(text: &String) -> Self {
+        Value::Text(text.clone())
+    }
+}
+
+macro_rules! from_integer {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Value {
+            fn from(integer: $ty) -> Self {
+                Value::Integer(i64::from(integer))
+            }
+        }
+    )*};
+}
+
+from_integer!(i8, i16, i32, i64, u8, u16, u32);
+
+impl TryFrom<u64> for Value {
+    type Error = Error;
+    fn try_from(integer: u64) -> Result<Self> {
+        to_integer(integer)
+    }
+}
+
+impl TryFrom<usize> for Value {
+    type Error = Error;
+    fn try_from(integer: usize) -> Result<Self> {
+        to_integer(integer)
+    }
+}
+
+/// An integer as SQLite's INTEGER, or [`Error::IntegerOutOfRange`] if it does not fit in an `i64`.
+fn to_integer<T: TryInto<i64> + ToString + Copy>(integer: T) -> Result<Value> {
+    integer
+        .try_into()
+        .map(Value::Integer)
+        .map_err(|_| Error::IntegerOutOfRange {
+            value: integer.to_string(),
+            target: "SQLite INTEGER (i64)",
+        })
+}
+
+/// The column that [`SqlField::to_value`] names in an [`Error::Encode`]: it
+/// does not know its column, and the derive replaces this with `table.column`.
+const UNNAMED_COLUMN: &str = "<value>";
+
 /// A stored value did not fit the Rust type it was decoded into.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mismatch {
@@ -65,7 +141,11 @@ impl Mismatch {
 /// `Vec<u8>` and `Option<T>` of those. The derive maps these to SQLite types
 /// (`TEXT`, `INTEGER`, `REAL`, `BLOB`; `Option` makes the column nullable).
 pub trait SqlField: Sized {
-    /// Encodes the value. Fails only for integers that SQLite cannot hold (`u64` above `i64::MAX`).
+    /// Encodes the value, refusing what SQLite would not store faithfully:
+    /// integers it cannot hold (`u64` above `i64::MAX`:
+    /// [`Error::IntegerOutOfRange`]) and NaN, which it would store as NULL
+    /// ([`Error::Encode`]; infinities are stored). That `Error::Encode` names
+    /// the column `<value>`, which the derive's code replaces with `table.column`.
     fn to_value(&self) -> Result<Value>;
     /// Decodes a stored value.
     fn from_value(value: Value) -> Result<Self, Mismatch>;
@@ -110,6 +190,12 @@ impl SqlField for bool {
 
 impl SqlField for f64 {
     fn to_value(&self) -> Result<Value> {
+        if self.is_nan() {
+            return Err(Error::Encode {
+                column: UNNAMED_COLUMN,
+                message: "it is NaN, which SQLite would store as NULL".to_owned(),
+            });
+        }
         Ok(Value::Real(*self))
     }
     fn from_value(value: Value) -> Result<Self, Mismatch> {
@@ -124,7 +210,7 @@ impl SqlField for f64 {
 
 impl SqlField for f32 {
     fn to_value(&self) -> Result<Value> {
-        Ok(Value::Real(f64::from(*self)))
+        f64::from(*self).to_value()
     }
     fn from_value(value: Value) -> Result<Self, Mismatch> {
         f64::from_value(value).map(|r| r as f32)
@@ -135,12 +221,7 @@ macro_rules! integer_field {
     ($($ty:ty => $expected:literal),* $(,)?) => {$(
         impl SqlField for $ty {
             fn to_value(&self) -> Result<Value> {
-                i64::try_from(*self)
-                    .map(Value::Integer)
-                    .map_err(|_| Error::IntegerOutOfRange {
-                        value: self.to_string(),
-                        target: "SQLite INTEGER (i64)",
-                    })
+                to_integer(*self)
             }
             fn from_value(value: Value) -> Result<Self, Mismatch> {
                 match value {
@@ -179,15 +260,166 @@ impl<T: SqlField> SqlField for Option<T> {
     }
 }
 
-/// Encodes a `#[sharded(json)]` field as JSON text.
+/// Names the column of an [`Error::Encode`] from encoding one column of a
+/// model; `column` is `table.column`.
+#[doc(hidden)]
+pub fn encode_column(column: &'static str, encoded: Result<Value>) -> Result<Value> {
+    encoded.map_err(|err| match err {
+        Error::Encode { message, .. } => Error::Encode { column, message },
+        other => other,
+    })
+}
+
+/// Encodes a `#[sharded(json)]` field as JSON text; `column` is `table.column`.
+///
+/// Refuses NaN and infinite floats anywhere in the value: JSON has no such
+/// numbers, and serde_json would write each as `null`, which the field's
+/// type may then fail to read back, failing every read of the table.
 #[doc(hidden)]
 pub fn encode_json<T: serde::Serialize>(value: &T, column: &'static str) -> Result<Value> {
+    let refuse = |e: serde_json::Error| Error::Encode {
+        column,
+        message: e.to_string(),
+    };
+    value.serialize(Finite).map_err(refuse)?;
     serde_json::to_string(value)
         .map(Value::Text)
-        .map_err(|e| Error::Encode {
-            column,
-            message: e.to_string(),
-        })
+        .map_err(refuse)
+}
+
+/// A serializer that writes nothing and fails at the first NaN or infinite
+/// float. serde_json cannot be asked instead: it hands its formatter a
+/// `null` for them, as for a `None`.
+struct Finite;
+
+impl Finite {
+    fn check(float: f64) -> Result<(), serde_json::Error> {
+        if float.is_finite() {
+            Ok(())
+        } else {
+            Err(ser::Error::custom(format_args!(
+                "it holds {float}, and JSON has no NaN or infinity (serde_json would write null)"
+            )))
+        }
+    }
+}
+
+/// `Serializer` methods with nothing inside to check.
+macro_rules! accept {
+    ($($method:ident($($arg:ty),*);)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<(), serde_json::Error> {
+            Ok(())
+        }
+    )*};
+}
+
+/// `Serializer` methods that start a compound value, whose parts `walk!` checks.
+macro_rules! start {
+    ($($method:ident($($arg:ty),*);)*) => {$(
+        fn $method(self, $(_: $arg),*) -> Result<Self, serde_json::Error> {
+            Ok(self)
+        }
+    )*};
+}
+
+impl ser::Serializer for Finite {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    accept! {
+        serialize_bool(bool);
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_char(char);
+        serialize_str(&str);
+        serialize_bytes(&[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(&'static str);
+        serialize_unit_variant(&'static str, u32, &'static str);
+    }
+    start! {
+        serialize_seq(Option<usize>);
+        serialize_tuple(usize);
+        serialize_tuple_struct(&'static str, usize);
+        serialize_tuple_variant(&'static str, u32, &'static str, usize);
+        serialize_map(Option<usize>);
+        serialize_struct(&'static str, usize);
+        serialize_struct_variant(&'static str, u32, &'static str, usize);
+    }
+
+    fn serialize_f32(self, float: f32) -> Result<(), Self::Error> {
+        Finite::check(f64::from(float))
+    }
+    fn serialize_f64(self, float: f64) -> Result<(), Self::Error> {
+        Finite::check(float)
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        value.serialize(self)
+    }
+}
+
+/// The compound serializers: each element, field, key and value is checked.
+macro_rules! walk {
+    ($($trait:ident { $($method:ident($($key:ty)?)),* })*) => {$(
+        impl ser::$trait for Finite {
+            type Ok = ();
+            type Error = serde_json::Error;
+            $(
+                fn $method<T: ?Sized + Serialize>(
+                    &mut self,
+                    $(_: $key,)?
+                    value: &T,
+                ) -> Result<(), Self::Error> {
+                    value.serialize(Finite)
+                }
+            )*
+            fn end(self) -> Result<(), Self::Error> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+walk! {
+    SerializeSeq { serialize_element() }
+    SerializeTuple { serialize_element() }
+    SerializeTupleStruct { serialize_field() }
+    SerializeTupleVariant { serialize_field() }
+    SerializeMap { serialize_key(), serialize_value() }
+    SerializeStruct { serialize_field(&'static str) }
+    SerializeStructVariant { serialize_field(&'static str) }
 }
 
 /// Decodes a `#[sharded(json)]` field from JSON text.
@@ -249,6 +481,158 @@ mod tests {
         );
         assert!(bool::from_value(Value::Integer(2)).is_err());
         assert_eq!(true.to_value().unwrap(), Value::Integer(1));
+    }
+
+    #[test]
+    fn keys_convert_from_text_and_integers() {
+        let id = String::from("u-42");
+        assert_eq!(Value::from("u-42"), Value::Text("u-42".into()));
+        assert_eq!(Value::from(&id), Value::Text("u-42".into()));
+        assert_eq!(Value::from(id), Value::Text("u-42".into()));
+        // An unsuffixed literal falls back to i32, as for any `From` of several integers.
+        assert_eq!(Value::from(7), Value::Integer(7));
+        assert_eq!(Value::from(i8::MIN), Value::Integer(-128));
+        assert_eq!(Value::from(i16::MIN), Value::Integer(i64::from(i16::MIN)));
+        assert_eq!(Value::from(i32::MIN), Value::Integer(i64::from(i32::MIN)));
+        assert_eq!(Value::from(i64::MIN), Value::Integer(i64::MIN));
+        assert_eq!(Value::from(u8::MAX), Value::Integer(255));
+        assert_eq!(Value::from(u16::MAX), Value::Integer(65_535));
+        assert_eq!(Value::from(u32::MAX), Value::Integer(i64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn wide_unsigned_keys_convert_only_within_i64() {
+        assert_eq!(Value::try_from(42u64).unwrap(), Value::Integer(42));
+        assert_eq!(
+            Value::try_from(i64::MAX as u64).unwrap(),
+            Value::Integer(i64::MAX)
+        );
+        assert_eq!(Value::try_from(42usize).unwrap(), Value::Integer(42));
+        let err = Value::try_from(i64::MAX as u64 + 1).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::IntegerOutOfRange { value, target: "SQLite INTEGER (i64)" }
+                    if value == "9223372036854775808"
+            ),
+            "{err:?}"
+        );
+        if let Ok(too_wide) = usize::try_from(u64::MAX) {
+            assert_eq!(
+                Value::try_from(too_wide).unwrap_err().code(),
+                "integer_out_of_range"
+            );
+        }
+    }
+
+    fn encode_error(result: Result<Value>) -> (&'static str, String) {
+        match result {
+            Err(Error::Encode { column, message }) => (column, message),
+            other => panic!("expected an encode error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nan_is_refused_and_infinities_are_stored() {
+        let (column, message) = encode_error(f64::NAN.to_value());
+        assert_eq!(column, "<value>");
+        assert!(message.contains("NaN"), "{message}");
+        encode_error(f32::NAN.to_value());
+        encode_error(Some(f64::NAN).to_value());
+        encode_error(Some(-f32::NAN).to_value());
+        assert_eq!(None::<f64>.to_value().unwrap(), Value::Null);
+        assert_eq!(
+            f64::INFINITY.to_value().unwrap(),
+            Value::Real(f64::INFINITY)
+        );
+        assert_eq!(
+            f32::NEG_INFINITY.to_value().unwrap(),
+            Value::Real(f64::NEG_INFINITY)
+        );
+        assert_eq!(Some(1.5f64).to_value().unwrap(), Value::Real(1.5));
+    }
+
+    #[test]
+    fn encode_column_names_the_column_of_encode_errors_only() {
+        let (column, message) = encode_error(encode_column("scores.value", f64::NAN.to_value()));
+        assert_eq!(column, "scores.value");
+        assert!(message.contains("NaN"), "{message}");
+        let err = encode_column("t.n", u64::MAX.to_value()).unwrap_err();
+        assert_eq!(err.code(), "integer_out_of_range");
+        assert_eq!(
+            encode_column("t.n", 3u8.to_value()).unwrap(),
+            Value::Integer(3)
+        );
+    }
+
+    #[derive(serde::Serialize)]
+    struct Reading {
+        label: String,
+        offset: Option<f64>,
+    }
+
+    #[derive(serde::Serialize)]
+    enum Shape {
+        Circle(f32),
+        Rect { width: f64, height: f64 },
+    }
+
+    #[test]
+    fn json_refuses_non_finite_floats_anywhere() {
+        let (column, message) = encode_error(encode_json(&vec![1.0, f64::NAN], "t.samples"));
+        assert_eq!(column, "t.samples");
+        assert!(message.contains("NaN"), "{message}");
+        let reading = Reading {
+            label: "a".into(),
+            offset: Some(f64::NAN),
+        };
+        let (column, _) = encode_error(encode_json(&reading, "t.reading"));
+        assert_eq!(column, "t.reading");
+        let (_, message) = encode_error(encode_json(&vec![f64::INFINITY], "t.c"));
+        assert!(message.contains("inf"), "{message}");
+        encode_error(encode_json(
+            &Some(vec![Shape::Circle(f32::NEG_INFINITY)]),
+            "t.c",
+        ));
+        encode_error(encode_json(
+            &Shape::Rect {
+                width: 1.0,
+                height: f64::NAN,
+            },
+            "t.c",
+        ));
+        let keyed = std::collections::BTreeMap::from([("k", (1u8, f64::NAN))]);
+        encode_error(encode_json(&keyed, "t.c"));
+    }
+
+    #[test]
+    fn json_stores_finite_values_as_serde_json_writes_them() {
+        let reading = Reading {
+            label: "a".into(),
+            offset: None,
+        };
+        let shapes = vec![
+            Shape::Circle(0.5),
+            Shape::Rect {
+                width: f64::MAX,
+                height: -0.0,
+            },
+        ];
+        for (encoded, expected) in [
+            (
+                encode_json(&reading, "t.c"),
+                serde_json::to_string(&reading),
+            ),
+            (encode_json(&shapes, "t.c"), serde_json::to_string(&shapes)),
+            (
+                encode_json(&(u128::MAX, i128::MIN, 'x', ()), "t.c"),
+                serde_json::to_string(&(u128::MAX, i128::MIN, 'x', ())),
+            ),
+        ] {
+            assert_eq!(encoded.unwrap(), Value::Text(expected.unwrap()));
+        }
+        let back: Vec<f64> = decode_json(encode_json(&vec![1e300, -2.5], "t.c").unwrap()).unwrap();
+        assert_eq!(back, [1e300, -2.5]);
     }
 
     #[test]

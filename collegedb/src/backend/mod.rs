@@ -1,19 +1,27 @@
-//! The small traits a backend implements: a SQL executor per shard, a mapping
-//! store, and a coordinator for placements that cannot be recomputed.
+//! The small traits a backend implements — a SQL executor per shard, a
+//! mapping store (the read-path cache of key → shard), and the coordinator
+//! (the strongly consistent authority for claims) — and the embedded and
+//! Cloudflare backends beside them.
 //!
 //! Futures returned by these traits are not required to be `Send`: Workers
 //! futures are not, and generic code over them must not ask for it.
 #![allow(async_fn_in_trait)] // deliberately no `Send` bound; see above.
 
-use crate::error::Result;
-use crate::strategy::AllocationRequest;
-use crate::value::Value;
+pub(crate) mod claims;
+pub mod intercept;
+mod violation;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
 #[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
 pub mod cloudflare;
+
+pub use claims::{Claim, ClaimReply, ClaimRequest, Holder, Release, Target};
+pub use violation::{Fence, Violation};
+
+use crate::error::Result;
+use crate::value::Value;
 
 /// One statement and its bound parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +42,24 @@ impl Statement {
     }
 }
 
+/// What one statement of a batch did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    /// Rows inserted, updated or deleted by the statement itself (SQLite's `changes()`).
+    pub changed: u64,
+    /// The rows it returned (a `SELECT`, or `RETURNING`), values in select-list order.
+    pub rows: Vec<Vec<Value>>,
+}
+
 /// Runs SQL on one shard.
+///
+/// Errors are typed at this boundary: a constraint failure is
+/// [`Error::Constraint`](crate::Error::Constraint) with a parsed
+/// [`Violation`], never a message for the router to parse.
 pub trait ShardExecutor {
     /// Refuses parameters this backend cannot bind as given (D1: over 100,
-    /// or integers beyond ±2^53). The router asks before a write places a key
-    /// or touches a mapping, so a refused write leaves nothing behind.
+    /// or integers beyond ±2^53). The router asks before a write takes a
+    /// claim, so a refused write leaves nothing behind.
     /// Accepts everything unless a backend says otherwise.
     fn check(params: &[Value]) -> Result<()>
     where
@@ -48,12 +69,12 @@ pub trait ShardExecutor {
         Ok(())
     }
 
-    /// Runs a statement that returns no rows; returns the number of rows changed.
-    async fn execute(&self, statement: &Statement) -> Result<u64>;
-    /// Runs a query; each row holds its values in the order of the select list.
+    /// Runs a read-only query; each row holds its values in select-list order.
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>>;
-    /// Runs statements atomically, in one transaction (D1: one `batch()`).
-    async fn batch(&self, statements: &[Statement]) -> Result<()>;
+    /// Runs statements atomically, in one transaction and one round trip
+    /// (D1: one `batch()`), and reports what each did. If any statement
+    /// fails, none has any effect.
+    async fn batch(&self, statements: &[Statement]) -> Result<Vec<Outcome>>;
     /// The size of the shard's database in bytes (`page_count * page_size`).
     async fn size_bytes(&self) -> Result<u64>;
 }
@@ -67,10 +88,10 @@ pub struct KeyPage {
     pub cursor: Option<String>,
 }
 
-/// A key-value store for key → shard mappings (Workers KV, or a local file).
+/// The read-path cache of key → shard mappings (Workers KV, or a local file).
 ///
-/// It may be eventually consistent: the router never relies on a miss to
-/// decide a placement.
+/// It may be eventually consistent and may lose writes: the router never
+/// judges uniqueness or placement by it, and checks every row it points to.
 pub trait MappingStore {
     /// The longest key the store accepts, in bytes.
     fn max_key_len(&self) -> usize;
@@ -84,37 +105,27 @@ pub trait MappingStore {
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage>;
 }
 
-/// Key counts of one shard, kept by the coordinator.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ShardStats {
-    /// The shard.
-    pub shard: String,
-    /// Keys placed on it (inserts minus deletes).
-    pub count: i64,
-    /// When the count last changed, in milliseconds since the Unix epoch.
-    pub updated_ms: u64,
-}
-
-/// The strongly consistent authority for placements that cannot be recomputed
-/// (random, round-robin, location), and the keeper of per-shard key counts.
+/// The strongly consistent authority for everything that must be unique
+/// across shards: lookup values, and primary keys whose shard cannot be
+/// recomputed from the key (see [`ClaimRequest`]).
+///
+/// Every method is one request and atomic.
 pub trait Coordinator {
-    /// Places `key` unless it already has a placement, and returns the placement
-    /// that holds: asking twice for the same key gives the same shard.
-    async fn allocate(&self, key: &str, request: &AllocationRequest) -> Result<String>;
-    /// Forgets the placement of `key` (after its row is deleted).
-    async fn release(&self, key: &str) -> Result<()>;
-    /// Adds `delta` to a shard's key count.
-    async fn adjust_count(&self, shard: &str, delta: i64) -> Result<()>;
-    /// The key count of every shard that has one.
-    async fn stats(&self) -> Result<Vec<ShardStats>>;
+    /// Takes every claim of `request` or none of them (see [`ClaimReply`]).
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply>;
+    /// Compare-and-delete: removes each claim only if it is still held by the
+    /// given owner and incarnation. Missing or re-taken claims are left alone.
+    async fn release(&self, releases: &[Release]) -> Result<()>;
+    /// The current holders of `keys`, in order.
+    async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>>;
 }
 
 /// A family of backends: which executor, mapping store and coordinator go together.
 pub trait Backend {
     /// Runs SQL on one shard.
     type Shard: ShardExecutor;
-    /// Keeps key → shard mappings.
+    /// Caches key → shard mappings for reads.
     type Mappings: MappingStore;
-    /// Places keys that cannot be recomputed.
+    /// Holds claims.
     type Coordinator: Coordinator;
 }

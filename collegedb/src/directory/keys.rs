@@ -12,7 +12,7 @@ use crate::value::Value;
 
 /// Turns (table, column, value) into the key under which a mapping is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyCodec {
+pub(crate) struct KeyCodec {
     hashed: bool,
 }
 
@@ -43,9 +43,16 @@ impl KeyCodec {
     ) -> Result<String> {
         let plain = format!("{table}/{column}/{}", value.key_text());
         let key = if self.hashed {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha256::digest(plain.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("{table}/{hex}")
+            let mut key = String::with_capacity(table.len() + 1 + 2 * digest.len());
+            key.push_str(table);
+            key.push('/');
+            for byte in digest {
+                key.push(char::from(HEX[usize::from(byte >> 4)]));
+                key.push(char::from(HEX[usize::from(byte & 15)]));
+            }
+            key
         } else {
             plain
         };
@@ -58,11 +65,6 @@ impl KeyCodec {
             });
         }
         Ok(key)
-    }
-
-    /// The prefix every mapping key of `table` starts with.
-    pub fn table_prefix(table: &str) -> String {
-        format!("{table}/")
     }
 }
 

@@ -12,7 +12,7 @@ use crate::value::Value;
 /// primary key as well as its shard, so the row is read by primary key and
 /// the alias is checked against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MappingRecord {
+pub(crate) struct MappingRecord {
     /// The shard that holds the row.
     pub shard: String,
     /// The row's primary key (alias records only).
@@ -50,25 +50,6 @@ impl MappingRecord {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a mapping record always serializes")
     }
-
-    /// The primary key this alias record points to.
-    pub fn primary_key(&self, key: &str) -> Result<Value> {
-        match &self.pk {
-            Some(serde_json::Value::String(s)) => Ok(Value::Text(s.clone())),
-            Some(serde_json::Value::Number(n)) => {
-                n.as_i64()
-                    .map(Value::Integer)
-                    .ok_or_else(|| Error::CorruptMapping {
-                        key: key.to_owned(),
-                        message: format!("primary key {n} is not a 64-bit integer"),
-                    })
-            }
-            _ => Err(Error::CorruptMapping {
-                key: key.to_owned(),
-                message: "an alias record has no primary key".to_owned(),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -83,22 +64,13 @@ mod tests {
             json,
             r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#
         );
-        let back = MappingRecord::parse("k", &json).unwrap();
-        assert_eq!(back.primary_key("k").unwrap(), Value::Integer(7));
-
-        let text = MappingRecord::new("s", Some(&Value::Text("u-1".into())), 1);
-        assert_eq!(text.primary_key("k").unwrap(), Value::Text("u-1".into()));
+        assert_eq!(MappingRecord::parse("k", &json).unwrap(), rec);
     }
 
     #[test]
     fn corrupt_records_are_typed_errors() {
         assert_eq!(
             MappingRecord::parse("k", "{oops").unwrap_err().code(),
-            "corrupt_mapping"
-        );
-        let no_pk = MappingRecord::new("s", None, 1);
-        assert_eq!(
-            no_pk.primary_key("k").unwrap_err().code(),
             "corrupt_mapping"
         );
     }

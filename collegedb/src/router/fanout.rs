@@ -1,84 +1,135 @@
-//! Operations on every shard at once.
+//! Operations on every shard at once: schema, list and count.
 
 use std::cmp::Ordering;
 
-use futures::future::{join_all, try_join_all};
+use futures::future::try_join_all;
 use tracing::Instrument;
 
-use crate::backend::{Backend, ShardExecutor, Statement};
-use crate::database::Database;
+use super::{sql, Router};
+use crate::backend::{Backend, Statement};
 use crate::error::{Error, Result};
+use crate::key::RoutedKey;
 use crate::model::Model;
 use crate::value::Value;
 
-impl<B: Backend> Database<B> {
-    /// Creates `M`'s table and its unique lookup indexes on every shard, each
-    /// shard in one transaction. Safe to call again.
-    pub async fn create_schema<M: Model>(&self) -> Result<()> {
+impl<B: Backend> Router<B> {
+    /// Creates the router's tables, `M`'s table and its unique lookup
+    /// indexes on every shard, each shard in one transaction. Safe to call
+    /// again, and after appending shards: a new shard takes the table's
+    /// settled epoch from the others, so the table stays unsettled until a
+    /// rebalance has moved its rows.
+    pub(crate) async fn create_schema<M: Model>(&self) -> Result<()> {
         let span = self.span("create_schema", M::TABLE, None);
-        let statements: Vec<Statement> = M::SQL
-            .create
-            .iter()
-            .map(|sql| Statement::new(*sql, Vec::new()))
-            .collect();
-        try_join_all(self.shards.iter().map(|s| s.executor.batch(&statements)))
-            .instrument(span)
-            .await
-            .map(drop)
-    }
-
-    /// Every row of `M` on every shard, ordered by primary key.
-    pub async fn list<M: Model>(&self) -> Result<Vec<M>> {
-        let span = self.span("list", M::TABLE, None);
         async {
-            let mut rows: Vec<Vec<Value>> = self
-                .on_every_shard(M::SQL.select_all)
-                .await?
-                .into_iter()
-                .flatten()
+            let meta: Vec<Statement> = sql::META
+                .iter()
+                .map(|s| Statement::new(*s, Vec::new()))
                 .collect();
-            rows.sort_by(|a, b| compare(&a[M::PRIMARY_KEY], &b[M::PRIMARY_KEY]));
-            // A row caught mid-move by an interrupted rebalance is on two shards.
-            rows.dedup_by(|a, b| a[M::PRIMARY_KEY] == b[M::PRIMARY_KEY]);
-            rows.into_iter().map(M::from_row).collect()
+            try_join_all((0..self.shards.len()).map(|i| self.batch(i, &meta))).await?;
+            let settled_epoch = sql::settled_epoch(M::TABLE);
+            let settled =
+                try_join_all((0..self.shards.len()).map(|i| self.query(i, &settled_epoch))).await?;
+            let epoch = settled
+                .iter()
+                .filter_map(|rows| match rows.first().and_then(|r| r.first()) {
+                    Some(Value::Integer(e)) => Some(*e),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(self.epoch() as i64);
+            let mut statements: Vec<Statement> = M::SQL
+                .create
+                .iter()
+                .map(|s| Statement::new(*s, Vec::new()))
+                .collect();
+            statements.push(sql::settle_if_new(M::TABLE, epoch));
+            try_join_all((0..self.shards.len()).map(|i| self.batch(i, &statements))).await?;
+            Ok(())
         }
         .instrument(span)
         .await
     }
 
-    /// The number of `M` rows on every shard together.
-    pub async fn count<M: Model>(&self) -> Result<u64> {
-        Ok(self
-            .count_per_shard::<M>()
-            .await?
-            .iter()
-            .map(|(_, n)| n)
-            .sum())
+    /// Every row of `M`, ordered by primary key, each once: a row caught
+    /// mid-move is read from its live copy, not the frozen one.
+    pub(crate) async fn list<M: Model>(&self) -> Result<Vec<M>> {
+        let span = self.span("list", M::TABLE, None);
+        async {
+            let scan = sql::scan::<M>();
+            let shards = try_join_all((0..self.shards.len()).map(|i| self.query(i, &scan))).await?;
+            // (frozen, row) pairs; at equal keys the live copy sorts first.
+            let mut rows: Vec<(bool, Vec<Value>)> = shards
+                .into_iter()
+                .flatten()
+                .map(|mut r| {
+                    let frozen = matches!(r.first(), Some(Value::Integer(1)));
+                    r.remove(0);
+                    (frozen, r)
+                })
+                .collect();
+            rows.sort_by(|a, b| {
+                compare(&a.1[M::PRIMARY_KEY], &b.1[M::PRIMARY_KEY]).then(a.0.cmp(&b.0))
+            });
+            rows.dedup_by(|later, first| later.1[M::PRIMARY_KEY] == first.1[M::PRIMARY_KEY]);
+            rows.into_iter().map(|(_, row)| M::from_row(row)).collect()
+        }
+        .instrument(span)
+        .await
     }
 
-    /// The number of `M` rows on each shard, in shard order.
-    pub async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
+    /// The number of `M` rows, each counted once: a frozen copy whose live
+    /// copy is already home is not counted.
+    pub(crate) async fn count<M: Model>(&self) -> Result<u64> {
         let span = self.span("count", M::TABLE, None);
-        let answers = self.on_every_shard(M::SQL.count).instrument(span).await?;
+        async {
+            let counts = self.counts::<M>().await?;
+            let mut total: u64 = counts.iter().map(|(rows, _)| rows).sum();
+            for (shard, (_, frozen)) in counts.iter().enumerate() {
+                if *frozen == 0 {
+                    continue;
+                }
+                for key in self.query(shard, &sql::frozen_keys::<M>()).await? {
+                    let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
+                    let home = self.home(&key);
+                    if home != shard && self.probe::<M>(home, &key.value).await?.row.is_some() {
+                        total -= 1;
+                    }
+                }
+            }
+            Ok(total)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The rows stored on each shard, in shard order (a row mid-move is on two).
+    pub(crate) async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
+        let counts = self.counts::<M>().await?;
+        Ok(self
+            .shards
+            .iter()
+            .zip(counts)
+            .map(|(shard, (rows, _))| (shard.name.clone(), rows))
+            .collect())
+    }
+
+    /// `(rows, frozen rows)` of every shard.
+    async fn counts<M: Model>(&self) -> Result<Vec<(u64, u64)>> {
+        let statement = sql::count::<M>();
+        let answers = try_join_all((0..self.shards.len()).map(|i| self.query(i, &statement))).await?;
         self.shards
             .iter()
             .zip(answers)
-            .map(|(shard, rows)| match rows.first().and_then(|r| r.first()) {
-                Some(Value::Integer(n)) if *n >= 0 => Ok((shard.name.clone(), *n as u64)),
+            .map(|(shard, rows)| match rows.first().map(Vec::as_slice) {
+                Some([Value::Integer(rows), Value::Integer(frozen)]) if *rows >= 0 && *frozen >= 0 => {
+                    Ok((*rows as u64, *frozen as u64))
+                }
                 other => Err(Error::Shard {
                     shard: shard.name.clone(),
-                    message: format!("COUNT(*) returned {other:?}"),
+                    message: format!("a row count came back as {other:?}"),
                 }),
             })
             .collect()
-    }
-
-    /// Runs one parameterless query on every shard concurrently. Fails if any
-    /// shard fails: a partial answer would silently miss rows.
-    async fn on_every_shard(&self, sql: &'static str) -> Result<Vec<Vec<Vec<Value>>>> {
-        let statement = Statement::new(sql, Vec::new());
-        let answers = join_all(self.shards.iter().map(|s| s.executor.query(&statement))).await;
-        answers.into_iter().collect()
     }
 }
 

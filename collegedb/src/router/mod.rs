@@ -1,144 +1,234 @@
-//! The router: finds the shard of a key, places new keys, and fans out.
+//! The router: a crate-private type that [`Database`](crate::Database)
+//! delegates to. One file per group of operations:
 //!
-//! Each file adds one group of operations to [`Database`](crate::Database):
-//!
-//! - [`read`]: `get` and `find_by`: cache, then (under hash) the key's home,
-//!   then the mapping store, then a probe of the other shards. Reads never
-//!   place a key or write a mapping.
-//! - [`place`]: where a new key goes, by the write strategy, through the
-//!   coordinator when the placement cannot be recomputed.
-//! - [`write`]: `insert`, `update`, `delete`: alias keys are written before the
-//!   row and removed after it, so a crash leaves at worst a dangling alias
-//!   (which reads ignore and clean up), never an unreachable row.
+//! - [`locate`]: finding a key's row (by primary key or alias). Reads never
+//!   place keys or take claims.
+//! - [`claims`]: taking claims at the coordinator, and proving a held claim
+//!   stale before taking it over.
+//! - [`write`]: `insert`, `update`, `delete` — claims before the row, row
+//!   before releases; each write batch starts with the shard's fence.
 //! - [`fanout`]: `create_schema`, `list`, `count`: every shard at once.
 //! - [`rebalance`]: moving hash-placed rows home after shards are appended.
+//! - [`sql`]: the router's own tables and statements on each shard.
 
-pub mod fanout;
-pub mod place;
-pub mod read;
-pub mod rebalance;
-pub mod write;
+mod claims;
+mod fanout;
+mod locate;
+mod rebalance;
+pub(crate) mod sql;
+mod write;
+
+pub use rebalance::Rebalanced;
 
 use tracing::Span;
 
-use crate::backend::{Backend, ShardExecutor, Statement};
-use crate::database::Database;
+use crate::backend::{Backend, Fence, Outcome, ShardExecutor, Statement, Violation};
+use crate::database::ShardSpec;
+use crate::directory::Directory;
 use crate::error::{Error, Result};
+use crate::key::RoutedKey;
 use crate::model::Model;
-use crate::strategy::hash;
+use crate::strategy::{hash, Placement, Strategy};
 use crate::value::Value;
 
-/// A row found on a shard: the shard's index and the row's values.
-pub(crate) struct Located {
+/// How often a write re-locates a row that moved or changed under it before giving up.
+const ATTEMPTS: usize = 8;
+
+/// Shards, directory and placement: everything an operation routes by.
+pub(crate) struct Router<B: Backend> {
+    pub(crate) shards: Vec<ShardSpec<B::Shard>>,
+    pub(crate) directory: Directory<B>,
+    pub(crate) placement: Placement,
+    pub(crate) max_shard_bytes: Option<u64>,
+}
+
+/// What a probe of one shard learnt about a key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Probe {
+    /// The table may have rows off their hash homes.
+    pub unsettled: bool,
+    /// The key was placed on this other shard, off its full home.
+    pub redirect: Option<String>,
+    /// This copy is frozen: a rebalance is moving it home.
+    pub moving: bool,
+    /// The row's incarnation.
+    pub incarnation: Option<String>,
+    /// The row, if it is here.
+    pub row: Option<Vec<Value>>,
+}
+
+impl Probe {
+    /// Reads a probe row (`[unsettled, redirect, moving, incarnation, columns...]`).
+    fn parse<M: Model>(mut values: Vec<Value>) -> Probe {
+        let row = values.split_off(sql::PROBE_FLAGS.min(values.len()));
+        let flag = |v: &Value| matches!(v, Value::Integer(n) if *n != 0);
+        let text = |v: &Value| match v {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        };
+        let present = row.get(M::PRIMARY_KEY).is_some_and(|v| *v != Value::Null);
+        Probe {
+            unsettled: values.first().is_some_and(flag),
+            redirect: values.get(1).and_then(text),
+            moving: values.get(2).is_some_and(flag),
+            incarnation: values.get(3).and_then(text),
+            row: present.then_some(row),
+        }
+    }
+}
+
+/// A row found on a shard.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
     pub shard: usize,
     pub row: Vec<Value>,
+    pub incarnation: Option<String>,
 }
 
-/// A short, non-reversible tag of a key for logs: keys (emails!) never appear in spans.
-pub(crate) fn key_tag(key: &Value) -> String {
-    format!("{:016x}", hash::key_hash(&key.key_text()))
+/// A tiny future that lets other tasks run once: writes waiting for a move
+/// to finish, and the deterministic interleaving tests, rely on it.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
-/// If `err` is a UNIQUE constraint failure on `table`, the column it names.
-pub(crate) fn unique_violation<'e>(err: &'e Error, table: &str) -> Option<&'e str> {
-    let Error::Shard { message, .. } = err else {
-        return None;
-    };
-    let rest = &message
-        [message.find("UNIQUE constraint failed: ")? + "UNIQUE constraint failed: ".len()..];
-    let column = rest.strip_prefix(table)?.strip_prefix('.')?;
-    Some(column.split([',', ' ', ':']).next().unwrap_or(column))
-}
+impl<B: Backend> Router<B> {
+    /// The topology epoch of this handle: its shard count (lists only grow).
+    pub(crate) fn epoch(&self) -> usize {
+        self.shards.len()
+    }
 
-impl<B: Backend> Database<B> {
     /// The span of one operation; `shard` is recorded once known.
-    pub(crate) fn span(&self, op: &'static str, table: &'static str, key: Option<&Value>) -> Span {
+    pub(crate) fn span(&self, op: &'static str, table: &'static str, key: Option<&RoutedKey>) -> Span {
         tracing::debug_span!(
             "collegedb",
             op,
             table,
-            key = key.map(key_tag).unwrap_or_default(),
-            strategy = self.config.placement.write.kind().name(),
+            key = key.map(RoutedKey::tag).unwrap_or_default(),
+            strategy = self.placement.write.kind().name(),
             shard = tracing::field::Empty,
         )
-    }
-
-    /// The mapping key of `value` in `M`'s column `column`.
-    pub(crate) fn mapping_key<M: Model>(
-        &self,
-        column: &'static str,
-        value: &Value,
-    ) -> Result<String> {
-        use crate::backend::MappingStore as _;
-        self.config
-            .keys
-            .key(M::TABLE, column, value, self.mappings.max_key_len())
-    }
-
-    /// The hash home of a primary key among all shards.
-    pub(crate) fn home(&self, key: &Value) -> usize {
-        hash::home(&key.key_text(), self.shards.len())
-    }
-
-    /// The key's homes had there been fewer shards, newest first, without repeats.
-    pub(crate) fn previous_homes(&self, key: &Value) -> Vec<usize> {
-        let hash = hash::key_hash(&key.key_text());
-        let mut homes: Vec<usize> = Vec::new();
-        for count in (1..self.shards.len()).rev() {
-            let home = hash::jump(hash, count);
-            if !homes.contains(&home) {
-                homes.push(home);
-            }
-        }
-        homes
-    }
-
-    /// Runs one query on shard `index`, naming the shard in the span.
-    pub(crate) async fn query_on(
-        &self,
-        index: usize,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<Vec<Vec<Value>>> {
-        self.shards[index]
-            .executor
-            .query(&Statement::new(sql, params))
-            .await
-    }
-
-    /// The row with primary key `key` on shard `index`, if it is there.
-    pub(crate) async fn fetch_by_key<M: Model>(
-        &self,
-        index: usize,
-        key: &Value,
-    ) -> Result<Option<Vec<Value>>> {
-        let mut rows = self
-            .query_on(index, M::SQL.select_by_key, vec![key.clone()])
-            .await?;
-        Ok(rows.pop())
     }
 
     pub(crate) fn record_shard(&self, index: usize) {
         Span::current().record("shard", self.shards[index].name.as_str());
     }
+
+    pub(crate) fn name(&self, index: usize) -> &str {
+        &self.shards[index].name
+    }
+
+    pub(crate) fn shard_index(&self, name: &str) -> Result<usize> {
+        self.shards
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| Error::UnknownShard {
+                shard: name.to_owned(),
+            })
+    }
+
+    /// Whether new keys go to their hash home (no claim for primary keys).
+    pub(crate) fn hash_placed(&self) -> bool {
+        self.placement.write == Strategy::Hash
+    }
+
+    /// The key's hash home among all shards.
+    pub(crate) fn home(&self, key: &RoutedKey) -> usize {
+        hash::jump(key.hash, self.shards.len())
+    }
+
+    /// The key's homes had there been fewer shards, newest first, without
+    /// repeats or the current home: where an unsettled table may still hold it.
+    pub(crate) fn previous_homes(&self, key: &RoutedKey) -> Vec<usize> {
+        let home = self.home(key);
+        let mut homes: Vec<usize> = Vec::new();
+        for count in (1..self.shards.len()).rev() {
+            let previous = hash::jump(key.hash, count);
+            if previous != home && !homes.contains(&previous) {
+                homes.push(previous);
+            }
+        }
+        homes
+    }
+
+    /// Runs a batch on shard `index`; a fence refusal of a stale handle becomes
+    /// [`Error::StaleTopology`] here, once.
+    pub(crate) async fn batch(&self, index: usize, statements: &[Statement]) -> Result<Vec<Outcome>> {
+        match self.shards[index].executor.batch(statements).await {
+            Err(Error::Constraint {
+                shard,
+                violation: Violation::Fence(Fence::StaleTopology),
+            }) => Err(Error::StaleTopology {
+                shard,
+                shards: self.epoch(),
+            }),
+            other => other,
+        }
+    }
+
+    pub(crate) async fn query(&self, index: usize, statement: &Statement) -> Result<Vec<Vec<Value>>> {
+        self.shards[index].executor.query(statement).await
+    }
+
+    /// What shard `index` knows about `key`.
+    pub(crate) async fn probe<M: Model>(&self, index: usize, key: &Value) -> Result<Probe> {
+        let rows = self
+            .query(index, &sql::probe_key::<M>(key, self.epoch()))
+            .await?;
+        Ok(rows.into_iter().next().map(Probe::parse::<M>).unwrap_or_default())
+    }
+
+    /// The row of `M` on shard `index` whose lookup `column` is `value`.
+    pub(crate) async fn probe_lookup<M: Model>(
+        &self,
+        index: usize,
+        column: &str,
+        value: &Value,
+    ) -> Result<Probe> {
+        let rows = self
+            .query(index, &sql::probe_lookup::<M>(column, value))
+            .await?;
+        Ok(rows.into_iter().next().map(Probe::parse::<M>).unwrap_or_default())
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unique_violations_name_their_column() {
-        let err = Error::Shard {
-            shard: "s".into(),
-            message: "UNIQUE constraint failed: users.email".into(),
-        };
-        assert_eq!(unique_violation(&err, "users"), Some("email"));
-        assert_eq!(unique_violation(&err, "posts"), None);
-        let d1 = Error::Shard {
-            shard: "s".into(),
-            message: "D1_ERROR: UNIQUE constraint failed: users.id: SQLITE_CONSTRAINT".into(),
-        };
-        assert_eq!(unique_violation(&d1, "users"), Some("id"));
+/// The fence a statement batch hit, if that is why it failed.
+pub(crate) fn fenced(err: &Error) -> Option<Fence> {
+    match err {
+        Error::Constraint {
+            violation: Violation::Fence(fence),
+            ..
+        } => Some(*fence),
+        _ => None,
     }
+}
+
+/// The columns of `M` a unique violation names, if it is one on `M`'s table.
+pub(crate) fn unique_columns<'e, M: Model>(err: &'e Error) -> Option<&'e [String]> {
+    match err {
+        Error::Constraint {
+            violation: Violation::Unique { table, columns },
+            ..
+        } if table == M::TABLE => Some(columns),
+        _ => None,
+    }
+}
+
+/// Whether a failed write is known not to have committed: the shard refused
+/// it by a constraint. Any other failure (a lost reply) may have committed,
+/// so its clean-up must not remove what the row would need.
+pub(crate) fn refused(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Constraint { .. } | Error::StaleTopology { .. } | Error::TooManyParameters { .. }
+    )
 }

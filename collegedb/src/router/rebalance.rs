@@ -1,113 +1,135 @@
-//! Moving hash-placed rows to their home after shards were appended.
+//! Moving hash-placed rows home after shards were appended.
 //!
-//! Each row moves by copy → verify → switch its alias mappings → remove the
-//! source. A crash at any step loses nothing: until the source is removed the
-//! row is at both places, and reads look at the home first; re-running the
-//! rebalance finishes the move. Readers that hold an old alias mapping (KV
-//! lag) still find the row: an alias read that misses on its mapped shard
-//! probes the others.
+//! First every shard records the new epoch, so handles with the old shard
+//! list can no longer write anywhere. Then each row off its home moves in
+//! three batches: freeze the source copy and read it (writes to a frozen
+//! copy are refused and retried at the home); copy it home unless a row or a
+//! tombstone is there (a row deleted meanwhile stays deleted); remove the
+//! source. A crash at any step loses nothing — the row is readable at one of
+//! its copies throughout — and running the rebalance again finishes the move.
+//! When every row is home, every shard records the table as settled.
 
+use futures::future::try_join_all;
 use tracing::Instrument;
 
-use crate::backend::{Backend, MappingStore, ShardExecutor, Statement};
-use crate::database::Database;
+use super::write::first_probe;
+use super::{sql, Router};
+use crate::backend::{Backend, Statement};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
+use crate::key::RoutedKey;
 use crate::model::Model;
 use crate::platform::now_ms;
 use crate::strategy::Strategy;
+use crate::value::Value;
 
 /// What a rebalance did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rebalanced {
     /// Rows moved to their hash home.
     pub moved: u64,
-    /// Rows left off their home because a mapping places them there.
+    /// Rows left off their home because their full home redirects to them.
     pub mapped: u64,
     /// Rows already at their home.
     pub at_home: u64,
 }
 
-impl<B: Backend> Database<B> {
-    /// Moves every `M` row that is not at its hash home there (hash placement only).
-    pub async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
-        if self.config.placement.write != Strategy::Hash {
+impl<B: Backend> Router<B> {
+    pub(crate) async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
+        if self.placement.write != Strategy::Hash {
             return Err(Error::Config(
-                "rebalance moves hash-placed rows; other strategies keep a mapping for every key"
+                "rebalance moves hash-placed rows; other strategies keep a claim for every key"
                     .into(),
             ));
         }
         let span = self.span("rebalance", M::TABLE, None);
         async {
+            // Fence older handles out everywhere before anything moves.
+            let stamp = [sql::fence(self.epoch(), M::TABLE, &Value::Null, sql::Guards::NONE, "")];
+            try_join_all((0..self.shards.len()).map(|i| self.batch(i, &stamp))).await?;
+
             let mut report = Rebalanced::default();
-            // Rows this run moved onto each shard, so they are not counted
-            // again as "at home" when that shard's turn comes.
-            let mut moved_into = vec![0u64; self.shards.len()];
             for source in 0..self.shards.len() {
-                let rows = self.query_on(source, M::SQL.select_all, Vec::new()).await?;
-                let mut at_home: u64 = 0;
-                for row in rows {
-                    let key = row[M::PRIMARY_KEY].clone();
+                // One shard's keys at a time; rows are read one by one as they move.
+                for key in self.query(source, &sql::keys::<M>()).await? {
+                    let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
                     let home = self.home(&key);
                     if home == source {
-                        at_home += 1;
-                        continue;
+                        report.at_home += 1;
+                    } else if self.probe::<M>(home, &key.value).await?.redirect.as_deref()
+                        == Some(self.name(source))
+                    {
+                        report.mapped += 1;
+                    } else if self.move_row::<M>(source, home, &key).await? {
+                        report.moved += 1;
                     }
-                    let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
-                    let mapped = self
-                        .mappings
-                        .get_many(std::slice::from_ref(&pk_key))
-                        .await?;
-                    if let Some(json) = mapped.into_iter().next().flatten() {
-                        if MappingRecord::parse(&pk_key, &json)?.shard == self.shards[source].name {
-                            report.mapped += 1;
-                            continue;
-                        }
-                    }
-                    self.move_row::<M>(source, home, row).await?;
-                    report.moved += 1;
-                    moved_into[home] += 1;
                 }
-                report.at_home += at_home.saturating_sub(moved_into[source]);
             }
+            // Rows a previous, interrupted run copied home were counted there.
+            let settle: Vec<Statement> = sql::settle(M::TABLE, self.epoch()).into();
+            try_join_all((0..self.shards.len()).map(|i| self.batch(i, &settle))).await?;
             Ok(report)
         }
         .instrument(span)
         .await
     }
 
-    async fn move_row<M: Model>(
-        &self,
-        source: usize,
-        home: usize,
-        row: Vec<crate::Value>,
-    ) -> Result<()> {
-        let key = row[M::PRIMARY_KEY].clone();
-        // Copy, unless an interrupted run already did: then the home copy is
-        // the one writes have been reaching (reads look there first).
-        if self.fetch_by_key::<M>(home, &key).await?.is_none() {
-            self.shards[home]
-                .executor
-                .execute(&Statement::new(M::SQL.insert, row.clone()))
-                .await?;
+    /// Moves one row from `source` to `home`; `false` if it was gone already.
+    async fn move_row<M: Model>(&self, source: usize, home: usize, key: &RoutedKey) -> Result<bool> {
+        let fence = || sql::fence(self.epoch(), M::TABLE, &key.value, sql::Guards::NONE, "");
+        // 1. Freeze the source copy and read it, in one transaction.
+        let freeze = [
+            fence(),
+            sql::add_mark(M::TABLE, &key.value, "moving", "", now_ms()),
+            sql::probe_key::<M>(&key.value, self.epoch()),
+        ];
+        let frozen = self.batch(source, &freeze).await?;
+        let probe = first_probe::<M>(frozen.into_iter().nth(2).map(|o| o.rows));
+        let Some(row) = probe.row else {
+            let thaw = [sql::clear_marks(M::TABLE, &key.value, &["moving"])];
+            self.batch(source, &thaw).await?;
+            return Ok(false);
+        };
+        // 2. Copy it home, with its incarnation, unless a row or a tombstone is there.
+        let mut copy = vec![fence(), sql::insert_copy::<M>(&row)];
+        if let Some(incarnation) = &probe.incarnation {
+            copy.push(copy_incarnation::<M>(&key.value, incarnation));
         }
-        // Verify before anything points at the copy.
-        if self.fetch_by_key::<M>(home, &key).await?.is_none() {
-            return Err(Error::Shard {
-                shard: self.shards[home].name.clone(),
-                message: format!("a copied `{}` row could not be read back", M::TABLE),
-            });
-        }
-        let record = MappingRecord::new(&self.shards[home].name, Some(&key), now_ms());
+        self.batch(home, &copy).await?;
+        // 3. Remove the source copy.
+        let remove = [
+            fence(),
+            Statement::new(M::SQL.delete_by_key, vec![key.value.clone()]),
+            sql::clear_marks(M::TABLE, &key.value, &["moving", "inc"]),
+        ];
+        self.batch(source, &remove).await?;
+        // 4. Point the read path's alias records home.
+        let record = MappingRecord::new(self.name(home), Some(&key.value), now_ms());
+        let mut records = Vec::new();
         for lookup in M::LOOKUPS {
-            let alias = self.mapping_key::<M>(lookup.column, &row[lookup.index])?;
-            self.mappings.put(&alias, &record.to_json()).await?;
-            self.config.cache.put(&alias, &self.shards[home].name);
+            let alias = self.directory.key(M::TABLE, lookup.column, &row[lookup.index])?;
+            records.push((alias, record.clone()));
         }
-        let statement = Statement::new(M::SQL.delete_by_key, vec![key]);
-        self.shards[source].executor.execute(&statement).await?;
-        self.count_change(source, -1).await;
-        self.count_change(home, 1).await;
-        Ok(())
+        self.directory.publish(&records).await;
+        Ok(true)
     }
+}
+
+/// The incarnation mark of a copied row, if the copy is there and has none.
+fn copy_incarnation<M: Model>(key: &Value, incarnation: &str) -> Statement {
+    let table = format!("\"{}\"", M::TABLE);
+    let pk = format!("\"{}\"", M::primary_key_column());
+    Statement::new(
+        format!(
+            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
+             SELECT ?1, ?2, 'inc', ?3, ?4 WHERE EXISTS (SELECT 1 FROM {table} WHERE {pk} = ?2) \
+             AND NOT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind = 'inc')"
+        ),
+        vec![
+            Value::Text(M::TABLE.to_owned()),
+            key.clone(),
+            Value::Text(incarnation.to_owned()),
+            Value::Integer(now_ms() as i64),
+        ],
+    )
 }

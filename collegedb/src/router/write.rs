@@ -1,318 +1,558 @@
-//! Inserts, updates and deletes, with alias keys written before the row and
-//! removed after it.
+//! Inserts, updates and deletes.
+//!
+//! Order: claims first, then the row (in one batch behind the shard's
+//! fence), then releases — so a crash or a lost reply leaves at worst a
+//! claim without a row, which a later write proves stale and takes over,
+//! never a row without its claims. The read-path records (KV) are written
+//! alongside the row and are only ever hints.
+//!
+//! A write whose reply was lost may have committed: its clean-up gives back
+//! only claims it took itself, and only when the shard refused the row.
 
-use futures::future::{join_all, try_join_all};
+use futures::future::join_all;
 use tracing::Instrument;
 
-use super::read::lookup_of;
-use super::{unique_violation, Located};
-use crate::backend::{Backend, Coordinator, MappingStore, ShardExecutor, Statement};
-use crate::database::Database;
+use super::claims::{duplicate_key, ClaimSpec, Granted};
+use super::locate::lookup_of;
+use super::sql::{self, Guards};
+use super::{fenced, refused, unique_columns, yield_now, Found, Probe, Router, ATTEMPTS};
+use crate::backend::{Backend, Fence, ShardExecutor, Target};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
-use crate::model::{Lookup, Model};
+use crate::key::{nonce, RoutedKey};
+use crate::model::Model;
 use crate::platform::now_ms;
+use crate::strategy::{hash, location, random, AllocationRequest, Strategy};
 use crate::value::Value;
 
-/// An alias this write put in the mapping store, to take back if the row write fails.
-struct AliasSlot {
-    column: &'static str,
-    key: String,
+/// Where a new row goes, before any claim is taken.
+struct Plan {
+    target: Target,
+    /// The primary key needs a placement claim (it cannot be recomputed).
+    placement: bool,
+    /// The key's full home, to be marked with a redirect to the shard used instead.
+    spilled_from: Option<usize>,
+    guards: Guards,
 }
 
-impl<B: Backend> Database<B> {
-    /// Inserts a new row.
-    ///
-    /// Fails with [`Error::DuplicateKey`] if the primary key exists and
-    /// [`Error::DuplicateAlias`] if a lookup value is taken; either way no
-    /// mapping is left behind.
-    pub async fn insert<M: Model>(&self, model: &M) -> Result<()> {
+impl<B: Backend> Router<B> {
+    pub(crate) async fn insert<M: Model>(&self, model: &M) -> Result<()> {
         let row = model.to_row()?;
         B::Shard::check(&row)?;
-        let key = row[M::PRIMARY_KEY].clone();
+        let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
         let span = self.span("insert", M::TABLE, Some(&key));
-        self.insert_row::<M>(row, key).instrument(span).await
+        self.insert_row::<M>(&row, &key).instrument(span).await
     }
 
-    async fn insert_row<M: Model>(&self, row: Vec<Value>, key: Value) -> Result<()> {
-        let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
-        let mut keys = vec![pk_key.clone()];
-        for lookup in M::LOOKUPS {
-            keys.push(self.mapping_key::<M>(lookup.column, &row[lookup.index])?);
-        }
-        // One bulk read for the primary key's mapping and every alias.
-        let mut stored = self.mappings.get_many(&keys).await?.into_iter();
-        let pk_record = match stored.next().flatten() {
-            Some(json) => Some(MappingRecord::parse(&pk_key, &json)?),
-            None => None,
-        };
-
-        let (shard, write_pk_mapping) = match &pk_record {
-            // A mapped key goes where its mapping says; the shard's PRIMARY KEY reports a duplicate.
-            Some(record) => (self.shard_index(&record.shard)?, false),
-            None => {
-                let placed = self.place_new::<M>(&key, &pk_key).await?;
-                (placed.shard, placed.needs_mapping)
+    async fn insert_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
+        // A new row's incarnation is the nonce of the attempt that writes it.
+        let incarnation = nonce();
+        let mut plan = self.plan::<M>(key).await?;
+        let lookups = self.lookup_claims::<M>(row, |_| true)?;
+        for _ in 0..ATTEMPTS {
+            let mut specs = Vec::with_capacity(lookups.len() + 1);
+            if plan.placement {
+                specs.push(self.placement_claim::<M>(key)?);
             }
-        };
-        let coordinator_placed =
-            write_pk_mapping && !self.config.placement.write.is_deterministic();
-        self.record_shard(shard);
-
-        let aliases = M::LOOKUPS.iter().zip(keys.into_iter().skip(1)).zip(stored);
-        let slots = self.claim_aliases::<M>(&row, &key, shard, aliases).await?;
-        let outcome = async {
-            if write_pk_mapping {
-                let record = MappingRecord::new(&self.shards[shard].name, None, now_ms());
-                self.mappings.put(&pk_key, &record.to_json()).await?;
-            }
-            self.shards[shard]
-                .executor
-                .execute(&Statement::new(M::SQL.insert, row))
-                .await
-        }
-        .await;
-        if let Err(err) = outcome {
-            self.release_aliases(&slots).await;
-            let err = self.classify::<M>(err, &key);
-            // A duplicate key's placement is the existing row's: keep it and its mapping.
-            if !matches!(err, Error::DuplicateKey { .. }) {
-                if write_pk_mapping {
-                    self.forget(&pk_key).await;
+            specs.extend(lookups.iter().cloned());
+            let granted = match &plan.target {
+                Target::Shard(name) if specs.is_empty() => Granted {
+                    shard: self.shard_index(name)?,
+                    fresh: Vec::new(),
+                },
+                target => {
+                    self.directory
+                        .require_authority("this write claims unique values")?;
+                    self.take_claims::<M>(key, &incarnation, &incarnation, target.clone(), &specs)
+                        .await?
                 }
-                if let (true, Some(coordinator)) = (coordinator_placed, &self.coordinator) {
-                    if let Err(e) = coordinator.release(&pk_key).await {
-                        tracing::warn!(error = %e, "could not release the placement of a failed insert");
+            };
+            self.record_shard(granted.shard);
+            let records = self.records::<M>(row, key, granted.shard, &specs);
+            let written = async {
+                if let Some(home) = plan.spilled_from {
+                    self.redirect::<M>(home, granted.shard, key).await?;
+                }
+                self.write_new::<M>(granted.shard, row, key, &incarnation, plan.guards)
+                    .await
+            };
+            let (written, ()) = futures::join!(written, self.directory.publish(&records));
+            match written {
+                Ok(()) => return Ok(()),
+                Err(err) if fenced(&err) == Some(Fence::Redirected) => {
+                    // Placed off this home before: the placement claim decides,
+                    // and the stale redirect goes with the row write.
+                    self.give_back(key, &incarnation, &granted.fresh).await;
+                    let home = self.home(key);
+                    plan = Plan {
+                        target: Target::Shard(self.name(home).to_owned()),
+                        placement: true,
+                        spilled_from: None,
+                        guards: plan.guards.without(Guards::REDIRECT),
+                    };
+                }
+                Err(err) => {
+                    if refused(&err) || matches!(err, Error::DuplicateKey { .. }) {
+                        self.give_back(key, &incarnation, &granted.fresh).await;
+                        let keys: Vec<String> = records.into_iter().map(|(k, _)| k).collect();
+                        self.directory.forget(&keys).await;
                     }
+                    return Err(self.classify::<M>(err, key));
                 }
             }
-            return Err(err);
         }
-
-        if write_pk_mapping {
-            self.config.cache.put(&pk_key, &self.shards[shard].name);
-        }
-        for slot in &slots {
-            self.config.cache.put(&slot.key, &self.shards[shard].name);
-        }
-        self.count_change(shard, 1).await;
-        Ok(())
+        Err(Error::Coordinator(
+            "the placement of this key kept changing; retry the insert".into(),
+        ))
     }
 
-    /// Replaces the row with `model`'s primary key.
-    ///
-    /// Changed lookup values get their new alias before the row changes and
-    /// lose the old one after. Fails with [`Error::NotFound`] if the row does not exist.
-    pub async fn update<M: Model>(&self, model: &M) -> Result<()> {
-        let row = model.to_row()?;
-        B::Shard::check(&row)?;
-        let key = row[M::PRIMARY_KEY].clone();
-        let span = self.span("update", M::TABLE, Some(&key));
-        async {
-            let Some(Located { shard, row: old }) = self.locate_by_key::<M>(&key).await? else {
-                return Err(Error::NotFound {
-                    table: M::TABLE,
-                    key: key.key_text(),
-                });
-            };
-            let changed: Vec<_> = M::LOOKUPS
-                .iter()
-                .filter(|l| old[l.index] != row[l.index])
-                .collect();
-            let mut new_keys = Vec::with_capacity(changed.len());
-            for lookup in &changed {
-                new_keys.push(self.mapping_key::<M>(lookup.column, &row[lookup.index])?);
-            }
-            let stored = if new_keys.is_empty() {
-                Vec::new()
-            } else {
-                self.mappings.get_many(&new_keys).await?
-            };
-            let aliases = changed.iter().copied().zip(new_keys).zip(stored);
-            let slots = self.claim_aliases::<M>(&row, &key, shard, aliases).await?;
-
-            let statement = Statement::new(M::SQL.update, row);
-            if let Err(err) = self.shards[shard].executor.execute(&statement).await {
-                self.release_aliases(&slots).await;
-                return Err(self.classify::<M>(err, &key));
-            }
-            for slot in &slots {
-                self.config.cache.put(&slot.key, &self.shards[shard].name);
-            }
-            for lookup in changed {
-                let old_key = self.mapping_key::<M>(lookup.column, &old[lookup.index])?;
-                self.forget(&old_key).await;
-            }
-            Ok(())
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Deletes the row with primary key `key`, then its aliases. Returns whether a row was deleted.
-    pub async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
-        let span = self.span("delete", M::TABLE, Some(&key));
-        async {
-            match self.locate_by_key::<M>(&key).await? {
-                Some(found) => self.delete_located::<M>(found).await.map(|_| true),
-                None => Ok(false),
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Deletes the row whose lookup column `M::LOOKUPS[lookup]` equals `value`,
-    /// then every key of that row. Returns whether a row was deleted.
-    pub async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
-        let span = self.span("delete_by", M::TABLE, Some(&value));
-        async {
-            match self
-                .locate_by_alias::<M>(lookup_of::<M>(lookup)?, &value)
-                .await?
-            {
-                Some(found) => self.delete_located::<M>(found).await.map(|_| true),
-                None => Ok(false),
-            }
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Removes a found row, then its aliases, then its primary-key mapping.
-    async fn delete_located<M: Model>(&self, found: Located) -> Result<()> {
-        let key = found.row[M::PRIMARY_KEY].clone();
-        let statement = Statement::new(M::SQL.delete_by_key, vec![key.clone()]);
-        self.shards[found.shard]
-            .executor
-            .execute(&statement)
-            .await?;
-        let aliases = M::LOOKUPS
-            .iter()
-            .map(|l| self.mapping_key::<M>(l.column, &found.row[l.index]))
-            .collect::<Result<Vec<_>>>()?;
-        for alias in &aliases {
-            self.config.cache.remove(alias);
-        }
-        try_join_all(aliases.iter().map(|alias| self.mappings.delete(alias))).await?;
-        // A key at its hash home under hash placement has no mapping to remove.
-        let recomputable =
-            self.config.placement.write.is_deterministic() && found.shard == self.home(&key);
-        if !recomputable {
-            let pk_key = self.mapping_key::<M>(M::primary_key_column(), &key)?;
-            self.mappings.delete(&pk_key).await?;
-            self.config.cache.remove(&pk_key);
-            if let Some(coordinator) = &self.coordinator {
-                coordinator.release(&pk_key).await?;
-            }
-        }
-        self.count_change(found.shard, -1).await;
-        Ok(())
-    }
-
-    /// Checks that each alias is free (or stale, or already this row's), then
-    /// writes the ones that are not already this row's, all at once, before
-    /// the row is written.
-    async fn claim_aliases<M: Model>(
-        &self,
-        row: &[Value],
-        key: &Value,
-        shard: usize,
-        aliases: impl Iterator<Item = ((&'static Lookup, String), Option<String>)>,
-    ) -> Result<Vec<AliasSlot>> {
-        let mut slots = Vec::new();
-        let record = MappingRecord::new(&self.shards[shard].name, Some(key), now_ms());
-        for ((lookup, alias_key), json) in aliases {
-            let taken = match json {
-                None => false,
-                Some(json) => {
-                    let existing = MappingRecord::parse(&alias_key, &json)?;
-                    if existing.primary_key(&alias_key)? == *key {
-                        if existing.shard == record.shard {
-                            // Already ours (a retried write): nothing to claim.
-                            continue;
-                        }
-                        false
-                    } else {
-                        // Another row's alias: taken unless that row no longer has this value.
-                        let index = self.shard_index(&existing.shard)?;
-                        let select = vec![row[lookup.index].clone()];
-                        !self
-                            .query_on(index, lookup.select, select)
-                            .await?
-                            .is_empty()
-                    }
-                }
-            };
-            if taken {
-                return Err(Error::DuplicateAlias {
-                    table: M::TABLE,
-                    column: lookup.column,
+    /// Where a new key goes, by the write strategy, among shards under the size limit.
+    async fn plan<M: Model>(&self, key: &RoutedKey) -> Result<Plan> {
+        let eligible = self.eligible_shards().await?;
+        let write = self.placement.write;
+        if write == Strategy::Hash {
+            let home = self.home(key);
+            if eligible.contains(&home) {
+                return Ok(Plan {
+                    target: Target::Shard(self.name(home).to_owned()),
+                    placement: false,
+                    spilled_from: None,
+                    guards: Guards::UNSETTLED
+                        .with(Guards::REDIRECT)
+                        .with(Guards::REVOKED),
                 });
             }
-            slots.push(AliasSlot {
-                column: lookup.column,
-                key: alias_key,
+            // The home is full: the next best, hashed over the eligible shards.
+            let shard = eligible[hash::jump(key.hash, eligible.len())];
+            return Ok(Plan {
+                target: Target::Shard(self.name(shard).to_owned()),
+                placement: true,
+                spilled_from: Some(home),
+                guards: Guards::REVOKED,
             });
         }
-        let json = record.to_json();
-        let puts = join_all(slots.iter().map(|slot| self.mappings.put(&slot.key, &json))).await;
-        if let Some(err) = puts.into_iter().find_map(Result::err) {
-            // Some puts may have landed: take them all back.
-            self.release_aliases(&slots).await;
-            return Err(err);
+        let proposed = match write {
+            Strategy::Random => Some(eligible[random::pick(eligible.len())]),
+            Strategy::Location { target } => {
+                let locations: Vec<_> = eligible.iter().map(|&i| self.shards[i].location).collect();
+                Some(eligible[location::pick(target, &locations, key.hash)])
+            }
+            Strategy::RoundRobin | Strategy::Hash => None,
+        };
+        Ok(Plan {
+            target: Target::Allocate(AllocationRequest {
+                strategy: write.kind(),
+                candidates: eligible.iter().map(|&i| self.name(i).to_owned()).collect(),
+                proposed: proposed.map(|i| self.name(i).to_owned()),
+            }),
+            placement: true,
+            spilled_from: None,
+            guards: Guards::REVOKED,
+        })
+    }
+
+    /// The shards that may take new keys: all, or those under the size limit.
+    async fn eligible_shards(&self) -> Result<Vec<usize>> {
+        let Some(limit) = self.max_shard_bytes else {
+            return Ok((0..self.shards.len()).collect());
+        };
+        let sizes = join_all(self.shards.iter().map(|s| s.executor.size_bytes())).await;
+        let mut eligible = Vec::new();
+        for (index, size) in sizes.into_iter().enumerate() {
+            if size? < limit {
+                eligible.push(index);
+            }
         }
-        Ok(slots)
-    }
-
-    /// Takes back aliases this write put, after the row write failed.
-    async fn release_aliases(&self, slots: &[AliasSlot]) {
-        join_all(slots.iter().map(|slot| {
-            tracing::debug!(
-                column = slot.column,
-                "taking back an alias of a failed write"
-            );
-            self.forget(&slot.key)
-        }))
-        .await;
-    }
-
-    /// Removes a mapping, best effort: a leftover mapping is harmless (reads
-    /// check the row), while failing the caller's operation here would not be.
-    async fn forget(&self, key: &str) {
-        self.config.cache.remove(key);
-        if let Err(err) = self.mappings.delete(key).await {
-            tracing::warn!(error = %err, "could not remove a mapping; reads will ignore it");
+        if eligible.is_empty() {
+            return Err(Error::ShardsFull { limit_bytes: limit });
         }
+        Ok(eligible)
     }
 
-    /// Keeps the coordinator's key counts, best effort: the row is already written.
-    pub(crate) async fn count_change(&self, shard: usize, delta: i64) {
-        if let Some(coordinator) = &self.coordinator {
-            if let Err(err) = coordinator
-                .adjust_count(&self.shards[shard].name, delta)
-                .await
-            {
-                tracing::warn!(error = %err, "could not update the shard's key count");
+    /// Marks the key's full home with a redirect to `shard`, unless the key
+    /// is already there (or, unsettled, at a previous home).
+    async fn redirect<M: Model>(&self, home: usize, shard: usize, key: &RoutedKey) -> Result<()> {
+        let [clear, set] = sql::set_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms());
+        let statements = [
+            sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
+            sql::probe_key::<M>(&key.value, self.epoch()),
+            clear,
+            set,
+        ];
+        let outcomes = self.batch(home, &statements).await?;
+        let probe = first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows));
+        if probe.row.is_some() || (probe.unsettled && self.at_previous_home::<M>(key).await?) {
+            return Err(duplicate_key::<M>(key));
+        }
+        Ok(())
+    }
+
+    /// Writes a new row on `shard` behind the fence. While the table is
+    /// unsettled, the key's previous homes are checked first (each check
+    /// also records the epoch there, fencing out older handles).
+    async fn write_new<M: Model>(
+        &self,
+        shard: usize,
+        row: &[Value],
+        key: &RoutedKey,
+        incarnation: &str,
+        mut guards: Guards,
+    ) -> Result<()> {
+        loop {
+            let mut statements = vec![
+                sql::fence(self.epoch(), M::TABLE, &key.value, guards, incarnation),
+                sql::clear_marks(M::TABLE, &key.value, &["gone", "inc", "redirect"]),
+                sql::insert::<M>(row),
+            ];
+            statements.extend(sql::set_mark(M::TABLE, &key.value, "inc", incarnation, now_ms()));
+            match self.batch(shard, &statements).await {
+                Err(err) if fenced(&err) == Some(Fence::Unsettled) => {
+                    if self.at_previous_home::<M>(key).await? {
+                        return Err(duplicate_key::<M>(key));
+                    }
+                    guards = guards.without(Guards::UNSETTLED);
+                }
+                other => return other.map(drop),
             }
         }
     }
 
-    /// Turns a shard's UNIQUE failure into the typed duplicate error.
-    fn classify<M: Model>(&self, err: Error, key: &Value) -> Error {
-        match unique_violation(&err, M::TABLE) {
-            Some(column) if column == M::primary_key_column() => Error::DuplicateKey {
-                table: M::TABLE,
-                key: key.key_text(),
-            },
-            Some(column) => match M::LOOKUPS.iter().find(|l| l.column == column) {
+    /// Whether the key's row is at one of its previous homes.
+    async fn at_previous_home<M: Model>(&self, key: &RoutedKey) -> Result<bool> {
+        for previous in self.previous_homes(key) {
+            let statements = [
+                sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
+                sql::probe_key::<M>(&key.value, self.epoch()),
+            ];
+            let outcomes = self.batch(previous, &statements).await?;
+            if first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows))
+                .row
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    pub(crate) async fn update<M: Model>(&self, model: &M) -> Result<()> {
+        let row = model.to_row()?;
+        B::Shard::check(&row)?;
+        let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
+        let span = self.span("update", M::TABLE, Some(&key));
+        self.update_row::<M>(&row, &key).instrument(span).await
+    }
+
+    /// Tries the row's likely shard first (the hash home, or the cached
+    /// shard), then wherever it is found; a row that changed, moved or is
+    /// frozen for a move in between is located again.
+    async fn update_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
+        let new_lookups: Vec<Value> = M::LOOKUPS.iter().map(|l| row[l.index].clone()).collect();
+        let mut guess = self.write_guess::<M>(key)?;
+        for _ in 0..ATTEMPTS {
+            let shard = match guess.take() {
+                Some(shard) => shard,
+                None => match self.locate::<M>(key).await? {
+                    Some(found) => found.shard,
+                    None => return Err(not_found::<M>(key)),
+                },
+            };
+            // Unchanged lookups: one round trip, no claims.
+            let statements = [
+                sql::fence(self.epoch(), M::TABLE, &key.value, Guards::MOVING, ""),
+                sql::probe_key::<M>(&key.value, self.epoch()),
+                sql::update_if::<M>(row, &new_lookups),
+            ];
+            let outcomes = match self.batch(shard, &statements).await {
+                Err(err) if fenced(&err) == Some(Fence::Moving) => {
+                    yield_now().await;
+                    continue;
+                }
+                Err(err) => return Err(self.classify::<M>(err, key)),
+                Ok(outcomes) => outcomes,
+            };
+            if outcomes.get(2).is_some_and(|o| o.changed > 0) {
+                self.record_shard(shard);
+                return Ok(());
+            }
+            let probe = first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows));
+            let Some(old) = probe.row else {
+                continue; // not here (any more): locate it
+            };
+            let found = Found {
+                shard,
+                row: old,
+                incarnation: probe.incarnation,
+            };
+            if self.update_lookups::<M>(row, key, &found).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::RowMoving {
+            table: M::TABLE,
+            key: key.text.clone(),
+        })
+    }
+
+    /// An update that changes lookup values: claims for the new values, then
+    /// the row if its lookups are still the ones seen, then releases of the
+    /// old values. `false`: the row changed or moved meanwhile, try again.
+    async fn update_lookups<M: Model>(&self, row: &[Value], key: &RoutedKey, found: &Found) -> Result<bool> {
+        let old: Vec<Value> = M::LOOKUPS.iter().map(|l| found.row[l.index].clone()).collect();
+        let incarnation = found.incarnation.clone().unwrap_or_default();
+        let attempt = nonce();
+        let changed = |l: &crate::model::Lookup| found.row[l.index] != row[l.index];
+        let specs = self.lookup_claims::<M>(row, changed)?;
+        self.directory
+            .require_authority("this write claims unique values")?;
+        let target = Target::Shard(self.name(found.shard).to_owned());
+        let granted = self
+            .take_claims::<M>(key, &incarnation, &attempt, target, &specs)
+            .await?;
+        let statements = [
+            sql::fence(
+                self.epoch(),
+                M::TABLE,
+                &key.value,
+                Guards::MOVING.with(Guards::REVOKED),
+                &attempt,
+            ),
+            sql::update_if::<M>(row, &old),
+        ];
+        let records = self.records::<M>(row, key, found.shard, &specs);
+        let (written, ()) = futures::join!(
+            self.batch(found.shard, &statements),
+            self.directory.publish(&records)
+        );
+        match written {
+            Ok(outcomes) if outcomes.get(1).is_some_and(|o| o.changed > 0) => {
+                self.record_shard(found.shard);
+                let old_specs = self.lookup_claims::<M>(&found.row, changed)?;
+                let old_keys: Vec<String> = old_specs.into_iter().map(|s| s.key).collect();
+                self.directory
+                    .release(releases(key, &incarnation, &old_keys))
+                    .await;
+                Ok(true)
+            }
+            Ok(_) => {
+                self.give_back(key, &incarnation, &granted.fresh).await;
+                Ok(false)
+            }
+            Err(err) if fenced(&err) == Some(Fence::Moving) => {
+                self.give_back(key, &incarnation, &granted.fresh).await;
+                yield_now().await;
+                Ok(false)
+            }
+            Err(err) => {
+                if refused(&err) {
+                    self.give_back(key, &incarnation, &granted.fresh).await;
+                }
+                Err(self.classify::<M>(err, key))
+            }
+        }
+    }
+
+    pub(crate) async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
+        let key = RoutedKey::new(key);
+        let span = self.span("delete", M::TABLE, Some(&key));
+        self.delete_row::<M>(&key, None).instrument(span).await
+    }
+
+    pub(crate) async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
+        let lookup = lookup_of::<M>(lookup)?;
+        let span = self.span("delete_by", M::TABLE, Some(&RoutedKey::new(value.clone())));
+        async {
+            let Some(found) = self.locate_alias::<M>(lookup, &value).await? else {
+                return Ok(false);
+            };
+            let key = RoutedKey::new(found.row[M::PRIMARY_KEY].clone());
+            self.delete_row::<M>(&key, Some((lookup.column, &value)))
+                .await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Deletes the row (where its lookup `only_if` still holds the value),
+    /// then releases its claims. Under hash placement while the table is
+    /// unsettled, every copy goes — at the home with a tombstone, so a copy
+    /// in flight cannot bring the row back.
+    async fn delete_row<M: Model>(&self, key: &RoutedKey, only_if: Option<(&str, &Value)>) -> Result<bool> {
+        let mut guess = self.write_guess::<M>(key)?;
+        for _ in 0..ATTEMPTS {
+            let (shard, located) = match guess.take() {
+                Some(shard) => (shard, false),
+                None => match self.locate::<M>(key).await? {
+                    Some(found) => (found.shard, true),
+                    None => return Ok(false),
+                },
+            };
+            let (mut deleted, unsettled) = self.delete_at::<M>(shard, key, only_if).await?;
+            if unsettled && self.hash_placed() {
+                let home = self.home(key);
+                let others = self.previous_homes(key).into_iter().chain(Some(home));
+                for other in others.filter(|&s| s != shard) {
+                    deleted.extend(self.delete_at::<M>(other, key, only_if).await?.0);
+                }
+            }
+            if deleted.is_empty() {
+                if located {
+                    continue; // it moved or went meanwhile: look again
+                }
+                continue;
+            }
+            self.record_shard(shard);
+            let mut releases = Vec::new();
+            let mut forget = Vec::new();
+            for (row, incarnation) in &deleted {
+                let mut keys: Vec<String> = Vec::new();
+                for (lookup, value) in M::LOOKUPS.iter().zip(&row[1..]) {
+                    keys.push(self.directory.key(M::TABLE, lookup.column, value)?);
+                }
+                if !self.hash_placed() || self.max_shard_bytes.is_some() {
+                    keys.push(self.placement_claim::<M>(key)?.key);
+                }
+                match incarnation {
+                    Some(incarnation) => releases.extend(self::releases(key, incarnation, &keys)),
+                    None => forget.extend(keys),
+                }
+            }
+            let ((), ()) = futures::join!(
+                self.directory.release(releases),
+                self.directory.forget(&forget)
+            );
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// One delete batch on `shard`: the deleted row (`[pk, lookups...]`) and
+    /// its incarnation, and whether the table is unsettled there.
+    async fn delete_at<M: Model>(
+        &self,
+        shard: usize,
+        key: &RoutedKey,
+        only_if: Option<(&str, &Value)>,
+    ) -> Result<(Vec<(Vec<Value>, Option<String>)>, bool)> {
+        let at_home = self.hash_placed() && shard == self.home(key);
+        let mut statements = vec![
+            sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
+            sql::delete::<M>(&key.value, only_if),
+            sql::drop_marks_if_gone::<M>(&key.value),
+            sql::unsettled(M::TABLE, self.epoch()),
+        ];
+        if at_home {
+            statements.push(sql::tombstone_if_unsettled(M::TABLE, &key.value, self.epoch(), now_ms()));
+        }
+        let mut outcomes = self.batch(shard, &statements).await?.into_iter();
+        let _fence = outcomes.next();
+        let rows = outcomes.next().map(|o| o.rows).unwrap_or_default();
+        let incarnation = outcomes.next().and_then(|o| {
+            o.rows.into_iter().find_map(|mark| match (mark.first(), mark.get(1)) {
+                (Some(Value::Text(kind)), Some(Value::Text(extra))) if kind == "inc" => Some(extra.clone()),
+                _ => None,
+            })
+        });
+        let unsettled = outcomes
+            .next()
+            .and_then(|o| o.rows.into_iter().next())
+            .is_some_and(|r| matches!(r.first(), Some(Value::Integer(1))));
+        Ok((rows.into_iter().map(|r| (r, incarnation.clone())).collect(), unsettled))
+    }
+
+    /// The shard a write tries first without a lookup: the hash home, or the
+    /// cached shard of a claimed key.
+    fn write_guess<M: Model>(&self, key: &RoutedKey) -> Result<Option<usize>> {
+        if self.hash_placed() {
+            return Ok(Some(self.home(key)));
+        }
+        let pk_key = self
+            .directory
+            .key(M::TABLE, M::primary_key_column(), &key.value)?;
+        Ok(self
+            .directory
+            .cached(&pk_key)
+            .and_then(|name| self.shards.iter().position(|s| s.name == name)))
+    }
+
+    /// The read-path records of a row written on `shard`: each claimed key.
+    fn records<M: Model>(
+        &self,
+        row: &[Value],
+        key: &RoutedKey,
+        shard: usize,
+        specs: &[ClaimSpec],
+    ) -> Vec<(String, MappingRecord)> {
+        let now = now_ms();
+        let _ = row;
+        specs
+            .iter()
+            .map(|spec| {
+                let pk = spec.lookup.map(|_| &key.value);
+                (spec.key.clone(), MappingRecord::new(self.name(shard), pk, now))
+            })
+            .collect()
+    }
+
+    /// Gives back the claims this write took itself.
+    async fn give_back(&self, key: &RoutedKey, incarnation: &str, fresh: &[String]) {
+        self.directory
+            .release(releases(key, incarnation, fresh))
+            .await;
+    }
+
+    /// Turns a shard's refusal into the caller's error.
+    pub(crate) fn classify<M: Model>(&self, err: Error, key: &RoutedKey) -> Error {
+        if let Some(columns) = unique_columns::<M>(&err) {
+            if columns.iter().any(|c| c == M::primary_key_column()) {
+                return duplicate_key::<M>(key);
+            }
+            if let Some(lookup) = M::LOOKUPS.iter().find(|l| columns.iter().any(|c| c == l.column)) {
+                return Error::DuplicateAlias {
+                    table: M::TABLE,
+                    column: lookup.column,
+                };
+            }
+        }
+        match fenced(&err) {
+            // Another write proved this one's claim stale and took it over.
+            Some(Fence::Revoked) => match M::LOOKUPS.first() {
                 Some(lookup) => Error::DuplicateAlias {
                     table: M::TABLE,
                     column: lookup.column,
                 },
-                None => err,
+                None => duplicate_key::<M>(key),
             },
-            None => err,
+            Some(Fence::Moving) => Error::RowMoving {
+                table: M::TABLE,
+                key: key.text.clone(),
+            },
+            _ => err,
         }
+    }
+}
+
+/// Compare-and-delete releases of `keys` held by `key` in `incarnation`.
+pub(crate) fn releases(key: &RoutedKey, incarnation: &str, keys: &[String]) -> Vec<crate::backend::Release> {
+    keys.iter()
+        .map(|k| crate::backend::Release {
+            key: k.clone(),
+            owner: key.owner(),
+            incarnation: incarnation.to_owned(),
+        })
+        .collect()
+}
+
+/// The probe in a batch's outcome rows.
+pub(crate) fn first_probe<M: Model>(rows: Option<Vec<Vec<Value>>>) -> Probe {
+    rows.and_then(|rows| rows.into_iter().next())
+        .map(Probe::parse::<M>)
+        .unwrap_or_default()
+}
+
+fn not_found<M: Model>(key: &RoutedKey) -> Error {
+    Error::NotFound {
+        table: M::TABLE,
+        key: key.text.clone(),
     }
 }

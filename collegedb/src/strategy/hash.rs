@@ -32,14 +32,14 @@ pub fn jump(mut hash: u64, buckets: usize) -> usize {
     bucket as usize
 }
 
-/// The index of the home shard of `key` among `shards` shards.
-pub fn home(key: &str, shards: usize) -> usize {
-    jump(key_hash(key), shards)
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn home(key: &str, shards: usize) -> usize {
+        jump(key_hash(key), shards)
+    }
 
     #[test]
     fn adding_a_shard_moves_about_one_in_n_plus_one() {

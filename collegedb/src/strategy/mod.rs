@@ -12,10 +12,10 @@
 //! strategy (where a read of a key with no mapping looks first, before the
 //! router probes the other shards). Reads never place keys.
 
-pub mod hash;
-pub mod location;
-pub mod random;
-pub mod round_robin;
+pub(crate) mod hash;
+pub(crate) mod location;
+pub(crate) mod random;
+pub(crate) mod round_robin;
 
 pub use location::{Region, ShardLocation};
 
@@ -118,12 +118,13 @@ pub struct AllocationRequest {
     pub proposed: Option<String>,
 }
 
-/// Decides the shard for a new key, as every coordinator does.
+/// Decides the shard for a new key, as every coordinator does: the router's
+/// proposal (random, location) if it made one, else the next round-robin
+/// ticket. Hash placement never gets here: the router computes it.
 ///
 /// `ticket` is called only for round-robin and must return the next value of
 /// a counter the coordinator keeps.
-pub fn decide(
-    key: &str,
+pub(crate) fn decide(
     request: &AllocationRequest,
     ticket: impl FnOnce() -> Result<u64>,
 ) -> Result<String> {
@@ -141,13 +142,13 @@ pub fn decide(
     }
     let n = request.candidates.len();
     let index = match request.strategy {
-        StrategyKind::Hash => hash::home(key, n),
         StrategyKind::RoundRobin => round_robin::pick(ticket()?, n),
         StrategyKind::Random => random::pick(n),
-        StrategyKind::Location => {
-            return Err(Error::Config(
-                "location placement needs the router's proposal: the coordinator does not know the target region".into(),
-            ))
+        StrategyKind::Hash | StrategyKind::Location => {
+            return Err(Error::Config(format!(
+                "{} placement needs the router's proposal: the coordinator does not compute it",
+                request.strategy.name()
+            )))
         }
     };
     Ok(request.candidates[index].clone())
@@ -168,7 +169,7 @@ mod tests {
     #[test]
     fn round_robin_follows_the_ticket() {
         let picks: Vec<String> = (0..4)
-            .map(|t| decide("k", &request(StrategyKind::RoundRobin, None), || Ok(t)).unwrap())
+            .map(|t| decide(&request(StrategyKind::RoundRobin, None), || Ok(t)).unwrap())
             .collect();
         assert_eq!(picks, ["a", "b", "c", "a"]);
     }
@@ -176,13 +177,11 @@ mod tests {
     #[test]
     fn proposals_must_be_candidates() {
         let ok = decide(
-            "k",
             &request(StrategyKind::Random, Some("b")),
             || unreachable!(),
         );
         assert_eq!(ok.unwrap(), "b");
         let err = decide(
-            "k",
             &request(StrategyKind::Random, Some("z")),
             || unreachable!(),
         );

@@ -1,25 +1,26 @@
 //! The embedded mapping store and coordinator: one SQLite file.
 //!
-//! Unlike KV it is strongly consistent, so it is also the placement authority
-//! (put-if-absent allocations, the round-robin counter) and keeps the shard
-//! list, so that reopening a directory restores the stable shard order.
+//! The `mappings` table plays KV's part (the read-path cache); the `claims`
+//! table is the authority, each request one `IMMEDIATE` transaction, so
+//! handles on several threads or processes sharing the directory agree. The
+//! file also keeps the shard list, so that reopening a directory restores
+//! the stable shard order.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::backend::{Coordinator, KeyPage, MappingStore, ShardStats};
+use crate::backend::claims::{apply, ClaimTable};
+use crate::backend::{ClaimReply, ClaimRequest, Coordinator, Holder, KeyPage, MappingStore, Release};
 use crate::error::{Error, Result};
 use crate::platform::now_ms;
-use crate::strategy::{decide, AllocationRequest};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shards (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS mappings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS placements (key TEXT PRIMARY KEY, shard TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, incarnation TEXT NOT NULL, nonce TEXT NOT NULL, shard TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS shard_stats (shard TEXT PRIMARY KEY, count INTEGER NOT NULL, updated INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
 /// Keys per page of [`MappingStore::list`], as KV pages them.
@@ -68,7 +69,9 @@ impl SqliteMappings {
         name_of: impl Fn(usize) -> String,
     ) -> Result<Vec<String>> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(store_error)?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(store_error)?;
         let mut names: Vec<String> = tx
             .prepare("SELECT name FROM shards ORDER BY position")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
@@ -159,24 +162,51 @@ impl MappingStore for SqliteMappings {
     }
 }
 
-impl Coordinator for SqliteMappings {
-    async fn allocate(&self, key: &str, request: &AllocationRequest) -> Result<String> {
-        let mut conn = self.conn();
-        // IMMEDIATE: the read and the write of a put-if-absent are one step.
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(coordinator_error)?;
-        let existing: Option<String> = tx
-            .query_row("SELECT shard FROM placements WHERE key = ?1", [key], |r| {
-                r.get(0)
+/// The claims table inside one transaction.
+struct Claims<'t>(&'t rusqlite::Transaction<'t>);
+
+impl ClaimTable for Claims<'_> {
+    fn holder(&mut self, key: &str) -> Result<Option<Holder>> {
+        self.0
+            .prepare_cached("SELECT owner, incarnation, nonce, shard FROM claims WHERE key = ?1")
+            .and_then(|mut s| {
+                s.query_row([key], |r| {
+                    Ok(Holder {
+                        owner: r.get(0)?,
+                        incarnation: r.get(1)?,
+                        nonce: r.get(2)?,
+                        shard: r.get(3)?,
+                    })
+                })
+                .optional()
             })
-            .optional()
-            .map_err(coordinator_error)?;
-        if let Some(shard) = existing {
-            return Ok(shard);
-        }
-        let shard = decide(key, request, || {
-            tx.query_row(
+            .map_err(coordinator_error)
+    }
+
+    fn store(&mut self, key: &str, holder: &Holder) -> Result<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO claims (key, owner, incarnation, nonce, shard, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, incarnation = excluded.incarnation,
+                 nonce = excluded.nonce, shard = excluded.shard",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    key,
+                    holder.owner,
+                    holder.incarnation,
+                    holder.nonce,
+                    holder.shard,
+                    now_ms() as i64
+                ])
+            })
+            .map(drop)
+            .map_err(coordinator_error)
+    }
+
+    fn ticket(&mut self) -> Result<u64> {
+        self.0
+            .query_row(
                 "INSERT INTO counters (name, value) VALUES ('round-robin', 1)
                  ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value - 1",
                 [],
@@ -184,49 +214,42 @@ impl Coordinator for SqliteMappings {
             )
             .map(|v| v as u64)
             .map_err(coordinator_error)
-        })?;
-        tx.execute(
-            "INSERT INTO placements (key, shard, created) VALUES (?1, ?2, ?3)",
-            params![key, shard, now_ms() as i64],
-        )
-        .map_err(coordinator_error)?;
-        tx.commit().map_err(coordinator_error)?;
-        Ok(shard)
     }
+}
 
-    async fn release(&self, key: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM placements WHERE key = ?1", [key])
-            .map(drop)
-            .map_err(coordinator_error)
-    }
-
-    async fn adjust_count(&self, shard: &str, delta: i64) -> Result<()> {
-        self.conn()
-            .execute(
-                "INSERT INTO shard_stats (shard, count, updated) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (shard) DO UPDATE SET count = count + excluded.count, updated = excluded.updated",
-                params![shard, delta, now_ms() as i64],
-            )
-            .map(drop)
-            .map_err(coordinator_error)
-    }
-
-    async fn stats(&self) -> Result<Vec<ShardStats>> {
-        let conn = self.conn();
-        let mut statement = conn
-            .prepare("SELECT shard, count, updated FROM shard_stats ORDER BY shard")
+impl Coordinator for SqliteMappings {
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply> {
+        let mut conn = self.conn();
+        // IMMEDIATE: the reads and writes of a request are one step for every handle.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(coordinator_error)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok(ShardStats {
-                    shard: r.get(0)?,
-                    count: r.get(1)?,
-                    updated_ms: r.get::<_, i64>(2)? as u64,
-                })
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(coordinator_error);
-        rows
+        let reply = apply(&mut Claims(&tx), request)?;
+        if matches!(reply, ClaimReply::Granted { .. }) {
+            tx.commit().map_err(coordinator_error)?;
+        }
+        Ok(reply)
+    }
+
+    async fn release(&self, releases: &[Release]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(coordinator_error)?;
+        for release in releases {
+            tx.prepare_cached(
+                "DELETE FROM claims WHERE key = ?1 AND owner = ?2 AND incarnation = ?3",
+            )
+            .and_then(|mut s| s.execute([&release.key, &release.owner, &release.incarnation]))
+            .map_err(coordinator_error)?;
+        }
+        tx.commit().map_err(coordinator_error)
+    }
+
+    async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(coordinator_error)?;
+        let mut claims = Claims(&tx);
+        keys.iter().map(|key| claims.holder(key)).collect()
     }
 }

@@ -137,7 +137,13 @@ impl Options {
                 .ok_or(Error::UnknownShard { shard: name })?;
             spec.location = Some(location);
         }
-        Database::new(specs, mappings.clone(), Some(mappings), self.config)
+        Database::new(
+            specs,
+            mappings.clone(),
+            Some(mappings),
+            self.config,
+            "the embedded backend always has one",
+        )
     }
 }
 
@@ -148,6 +154,10 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection> {
         message: e.to_string(),
     };
     let conn = rusqlite::Connection::open(path).map_err(io)?;
+    // Handles on other threads or processes may hold the write lock: wait
+    // for it rather than fail (opening a fresh directory from several
+    // threads at once included).
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(io)?;
     // WAL keeps readers and the writer apart; NORMAL is durable across
     // application crashes, which is what a local backend needs.
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -155,6 +165,9 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection> {
         .map_err(io)?;
     Ok(conn)
 }
+
+/// How long a statement waits for another handle's write lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn shard_name(index: usize) -> String {
     format!("shard-{index}")

@@ -5,7 +5,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params_from_iter, Connection};
 
-use crate::backend::{ShardExecutor, Statement};
+use super::convert::{shard_error, value_of};
+use crate::backend::{Outcome, ShardExecutor, Statement};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -48,29 +49,9 @@ impl SqliteShard {
     fn err(&self, e: rusqlite::Error) -> Error {
         shard_error(&self.name, e)
     }
-}
 
-fn shard_error(shard: &str, e: rusqlite::Error) -> Error {
-    Error::Shard {
-        shard: shard.to_owned(),
-        message: e.to_string(),
-    }
-}
-
-impl ShardExecutor for SqliteShard {
-    async fn execute(&self, statement: &Statement) -> Result<u64> {
-        let conn = self.conn();
-        let mut prepared = conn
-            .prepare_cached(&statement.sql)
-            .map_err(|e| self.err(e))?;
-        let changed = prepared
-            .execute(params_from_iter(statement.params.iter()))
-            .map_err(|e| self.err(e))?;
-        Ok(changed as u64)
-    }
-
-    async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
-        let conn = self.conn();
+    /// Runs one statement, collecting the rows it returns.
+    fn run(&self, conn: &Connection, statement: &Statement) -> Result<Outcome> {
         let mut prepared = conn
             .prepare_cached(&statement.sql)
             .map_err(|e| self.err(e))?;
@@ -82,22 +63,40 @@ impl ShardExecutor for SqliteShard {
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let mut values = Vec::with_capacity(width);
             for i in 0..width {
-                values.push(Value::from(row.get_ref(i).map_err(|e| self.err(e))?));
+                let value = row.get_ref(i).map_err(|e| self.err(e))?;
+                values.push(value_of(value).map_err(|message| Error::Shard {
+                    shard: self.name.clone(),
+                    message,
+                })?);
             }
             out.push(values);
         }
-        Ok(out)
+        drop(rows);
+        // `changes()` counts only INSERT/UPDATE/DELETE; a SELECT leaves the
+        // previous statement's count, so it is reported as zero.
+        let changed = if prepared.readonly() { 0 } else { conn.changes() };
+        Ok(Outcome { changed, rows: out })
+    }
+}
+
+impl ShardExecutor for SqliteShard {
+    async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
+        let conn = self.conn();
+        self.run(&conn, statement).map(|outcome| outcome.rows)
     }
 
-    async fn batch(&self, statements: &[Statement]) -> Result<()> {
+    async fn batch(&self, statements: &[Statement]) -> Result<Vec<Outcome>> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
-        for statement in statements {
-            tx.prepare_cached(&statement.sql)
-                .and_then(|mut s| s.execute(params_from_iter(statement.params.iter())))
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
+        // IMMEDIATE: the batch's reads and writes are one step, as on D1.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let outcomes = statements
+            .iter()
+            .map(|statement| self.run(&tx, statement))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(outcomes)
     }
 
     async fn size_bytes(&self) -> Result<u64> {
