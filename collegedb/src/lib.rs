@@ -67,6 +67,11 @@ pub use backend::embedded;
 #[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
 pub use backend::cloudflare;
 
+// Every Rust block of the README compiles and runs as a doctest.
+#[cfg(all(doctest, feature = "embedded"))]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
 /// Items the derive's generated code uses. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

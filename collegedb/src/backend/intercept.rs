@@ -3,7 +3,8 @@
 //! yield to other tasks, or inject faults — without touching the backend.
 //!
 //! ```
-//! # #[cfg(feature = "embedded")] {
+//! # #[cfg(feature = "embedded")]
+//! # fn main() -> collegedb::Result<()> {
 //! use std::cell::Cell;
 //! use std::rc::Rc;
 //! use collegedb::backend::intercept::{Call, Intercepted, Interceptor};
@@ -23,8 +24,8 @@
 //! let db: Database<Intercepted<embedded::Embedded, Count>> =
 //!     embedded::Options::in_memory(2).open()?.intercepted(count.clone());
 //! # let _ = db;
-//! # Ok::<(), collegedb::Error>(())
-//! # }
+//! # Ok(()) }
+//! # #[cfg(not(feature = "embedded"))] fn main() {}
 //! ```
 #![allow(async_fn_in_trait)] // no `Send` bound, as for every backend trait.
 

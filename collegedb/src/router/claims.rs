@@ -76,6 +76,12 @@ impl<B: Backend> Router<B> {
         target: Target,
         specs: &[ClaimSpec],
     ) -> Result<Granted> {
+        if let (true, Target::Shard(shard)) = (specs.is_empty(), &target) {
+            return Ok(Granted {
+                shard: self.shard_index(shard)?,
+                fresh: Vec::new(),
+            });
+        }
         let mut request = ClaimRequest {
             owner: key.owner(),
             incarnation: incarnation.to_owned(),
@@ -91,7 +97,18 @@ impl<B: Backend> Router<B> {
                 .collect(),
         };
         for _ in 0..ATTEMPTS {
-            match self.directory.claim(&request).await? {
+            let reply = self
+                .directory
+                .claim(&request)
+                .await
+                .map_err(|err| match err {
+                    Error::Config(why) => Error::Config(format!(
+                        "`{}` has unique lookup values, which are claimed at the coordinator: {why}",
+                        M::TABLE
+                    )),
+                    other => other,
+                })?;
+            match reply {
                 ClaimReply::Granted { shard, fresh } => {
                     let fresh = specs
                         .iter()

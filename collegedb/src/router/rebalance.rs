@@ -49,21 +49,27 @@ impl<B: Backend> Router<B> {
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &stamp))).await?;
 
             let mut report = Rebalanced::default();
+            // Rows this run moved onto each shard, so that they are not
+            // counted again as "at home" when that shard's turn comes.
+            let mut moved_into = vec![0u64; self.shards.len()];
             for source in 0..self.shards.len() {
+                let mut at_home = 0u64;
                 // One shard's keys at a time; rows are read one by one as they move.
                 for key in self.query(source, &sql::keys::<M>()).await? {
                     let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
                     let home = self.home(&key);
                     if home == source {
-                        report.at_home += 1;
+                        at_home += 1;
                     } else if self.probe::<M>(home, &key.value).await?.redirect.as_deref()
                         == Some(self.name(source))
                     {
                         report.mapped += 1;
                     } else if self.move_row::<M>(source, home, &key).await? {
                         report.moved += 1;
+                        moved_into[home] += 1;
                     }
                 }
+                report.at_home += at_home.saturating_sub(moved_into[source]);
             }
             // Rows a previous, interrupted run copied home were counted there.
             let settle: Vec<Statement> = sql::settle(M::TABLE, self.epoch()).into();

@@ -12,7 +12,7 @@
 use futures::future::join_all;
 use tracing::Instrument;
 
-use super::claims::{duplicate_key, ClaimSpec, Granted};
+use super::claims::{duplicate_key, ClaimSpec};
 use super::locate::lookup_of;
 use super::sql::{self, Guards};
 use super::{fenced, refused, unique_columns, yield_now, Found, Probe, Router, ATTEMPTS};
@@ -55,18 +55,9 @@ impl<B: Backend> Router<B> {
                 specs.push(self.placement_claim::<M>(key)?);
             }
             specs.extend(lookups.iter().cloned());
-            let granted = match &plan.target {
-                Target::Shard(name) if specs.is_empty() => Granted {
-                    shard: self.shard_index(name)?,
-                    fresh: Vec::new(),
-                },
-                target => {
-                    self.directory
-                        .require_authority("this write claims unique values")?;
-                    self.take_claims::<M>(key, &incarnation, &incarnation, target.clone(), &specs)
-                        .await?
-                }
-            };
+            let granted = self
+                .take_claims::<M>(key, &incarnation, &incarnation, plan.target.clone(), &specs)
+                .await?;
             self.record_shard(granted.shard);
             let records = self.records::<M>(row, key, granted.shard, &specs);
             let written = async {
@@ -303,8 +294,6 @@ impl<B: Backend> Router<B> {
         let attempt = nonce();
         let changed = |l: &crate::model::Lookup| found.row[l.index] != row[l.index];
         let specs = self.lookup_claims::<M>(row, changed)?;
-        self.directory
-            .require_authority("this write claims unique values")?;
         let target = Target::Shard(self.name(found.shard).to_owned());
         let granted = self
             .take_claims::<M>(key, &incarnation, &attempt, target, &specs)
