@@ -32,8 +32,8 @@
 //! # }
 //! ```
 //!
-//! The layers: [`model`] (what the derive implements), [`strategy`]
-//! (placement), the directory (key → shard mappings: a read-path cache in
+//! The layers: the [`Model`] trait (what the derive implements), the
+//! [`Strategy`] of placement, the directory (key → shard mappings: a read-path cache in
 //! front of the coordinator's claims), the router (resolution, writes,
 //! fan-out and rebalancing, behind [`Database`]), and [`backend`] (the traits
 //! a backend implements, with the embedded and Cloudflare backends beside them).
@@ -45,10 +45,10 @@ mod database;
 mod directory;
 mod error;
 mod key;
-pub mod model;
+mod model;
 mod platform;
 mod router;
-pub mod strategy;
+mod strategy;
 mod value;
 
 pub use backend::{Backend, Coordinator, MappingStore, ShardExecutor, Statement};

@@ -19,6 +19,8 @@ pub mod cloudflare;
 
 pub use claims::{Claim, ClaimReply, ClaimRequest, Holder, Release, Target};
 pub use violation::{Fence, Violation};
+// The coordinator's half of placement: what a router asks it to decide.
+pub use crate::strategy::{AllocationRequest, StrategyKind};
 
 use crate::error::Result;
 use crate::value::Value;

@@ -30,7 +30,8 @@ pub enum Strategy {
     RoundRobin,
     /// A uniformly random shard.
     Random,
-    /// The shard nearest `target` (see [`location`] for the scoring).
+    /// The shard nearest `target`: by great-circle distance between region
+    /// centres in 500 km bands, then by the shard's priority, then by the key's hash.
     Location {
         /// The region new keys should be near.
         target: Region,

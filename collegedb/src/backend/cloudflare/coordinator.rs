@@ -5,13 +5,10 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, ObjectNamespace, Request, RequestInit, Stub};
 
-use super::protocol::{
-    AllocateBody, AllocateReply, CountBody, ErrorReply, ReleaseBody, StatsEntry, Success,
-};
+use super::protocol::{ErrorReply, Released};
 use super::{binding_error, worker_error_message};
-use crate::backend::{Coordinator, ShardStats};
+use crate::backend::{ClaimReply, ClaimRequest, Coordinator, Holder, Release};
 use crate::error::{Error, Result};
-use crate::strategy::AllocationRequest;
 
 /// The origin of requests to the coordinator: a Durable Object stub ignores
 /// the host, only the path and method matter.
@@ -20,15 +17,15 @@ const ORIGIN: &str = "https://coordinator";
 /// A [`Coordinator`] that asks the [`ShardCoordinator`](super::ShardCoordinator)
 /// Durable Object, over its HTTP API, one request per call:
 ///
-/// | trait method | request |
-/// |---|---|
-/// | `allocate` | `POST /allocate {"primaryKey","strategy","candidates","proposed"?}` |
-/// | `release` | `POST /release {"primaryKey"}` |
-/// | `adjust_count` | `POST /count {"shard","delta"}` |
-/// | `stats` | `GET /stats` |
+/// | trait method | request | answer |
+/// |---|---|---|
+/// | `claim` | `POST /claim` a [`ClaimRequest`] | a [`ClaimReply`] |
+/// | `release` | `POST /release` a list of [`Release`] | `{"released":n}` |
+/// | `holders` | `POST /holders` a list of keys | a list of [`Holder`] or `null` |
 ///
-/// The object is strongly consistent and single-threaded, so its
-/// put-if-absent allocation is the placement authority for every isolate.
+/// The object is single-threaded and answers each request in one storage
+/// transaction, so it is the one strongly consistent authority for claims
+/// across every isolate.
 #[derive(Debug)]
 pub struct DurableCoordinator {
     stub: Stub,
@@ -104,43 +101,25 @@ impl DurableCoordinator {
 }
 
 impl Coordinator for DurableCoordinator {
-    async fn allocate(&self, key: &str, request: &AllocationRequest) -> Result<String> {
-        let body = AllocateBody {
-            primary_key: key.to_owned(),
-            strategy: Some(request.strategy),
-            candidates: Some(request.candidates.clone()),
-            proposed: request.proposed.clone(),
-        };
-        let reply: AllocateReply = self.call(Method::Post, "/allocate", Some(&body)).await?;
-        Ok(reply.shard)
+    async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply> {
+        self.call(Method::Post, "/claim", Some(request)).await
     }
 
-    async fn release(&self, key: &str) -> Result<()> {
-        let body = ReleaseBody {
-            primary_key: key.to_owned(),
-        };
-        let _: Success = self.call(Method::Post, "/release", Some(&body)).await?;
+    async fn release(&self, releases: &[Release]) -> Result<()> {
+        let _: Released = self.call(Method::Post, "/release", Some(&releases)).await?;
         Ok(())
     }
 
-    async fn adjust_count(&self, shard: &str, delta: i64) -> Result<()> {
-        let body = CountBody {
-            shard: shard.to_owned(),
-            delta,
-        };
-        let _: Success = self.call(Method::Post, "/count", Some(&body)).await?;
-        Ok(())
-    }
-
-    async fn stats(&self) -> Result<Vec<ShardStats>> {
-        let entries: Vec<StatsEntry> = self.call(Method::Get, "/stats", None::<&()>).await?;
-        Ok(entries
-            .into_iter()
-            .map(|e| ShardStats {
-                shard: e.shard,
-                count: e.count,
-                updated_ms: e.updated,
-            })
-            .collect())
+    async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>> {
+        let holders: Vec<Option<Holder>> =
+            self.call(Method::Post, "/holders", Some(&keys)).await?;
+        if holders.len() != keys.len() {
+            return Err(Error::Coordinator(format!(
+                "POST /holders: asked for {} keys, got {} answers",
+                keys.len(),
+                holders.len()
+            )));
+        }
+        Ok(holders)
     }
 }

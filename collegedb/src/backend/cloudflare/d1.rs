@@ -1,13 +1,13 @@
 //! One shard as one D1 database.
 
-use js_sys::{Array, Reflect, Uint8Array};
+use js_sys::{Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::worker_sys::{D1Database as D1DatabaseSys, D1PreparedStatement};
 use worker::{D1Database, Env};
 
 use super::{binding_error, js_error_message};
-use crate::backend::{ShardExecutor, Statement};
+use crate::backend::{Outcome, ShardExecutor, Statement, Violation};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -36,9 +36,19 @@ const JS_NUMBER_TARGET: &str = "D1 (JS number, ±2^53)";
 ///   can hold them; store such values as `TEXT`.
 /// - A statement over 100 parameters is refused with [`Error::TooManyParameters`]
 ///   before it is sent.
-/// - Every D1 failure is [`Error::Shard`] named by the binding, with D1's own
-///   message (`D1_ERROR: UNIQUE constraint failed: users.email: ...`), which
-///   the router reads to report duplicates.
+/// - [`batch`](ShardExecutor::batch) is one D1 `batch()`: one round trip and
+///   one transaction. D1 hands a batch's rows back as objects keyed by column
+///   name, so a statement of a batch that returns rows must give its columns
+///   distinct names that are not integers (`RETURNING 1` alone is fine);
+///   values are read in the objects' key order, which is the select-list
+///   order for such names. A row with several columns and an integer-like
+///   column name is refused rather than read out of order.
+/// - `changed` is D1's `meta.changes` for statements that changed the
+///   database, and 0 for those that did not (a `SELECT` included).
+/// - A constraint failure — `UNIQUE constraint failed: ...` or a
+///   `collegedb:*` token raised by the fence trigger — is
+///   [`Error::Constraint`] with the parsed [`Violation`]; every other D1
+///   failure is [`Error::Shard`] named by the binding, with D1's own message.
 #[derive(Debug)]
 pub struct D1Shard {
     name: String,
@@ -75,8 +85,16 @@ impl D1Shard {
         }
     }
 
+    /// A D1 failure: typed if it reports a constraint, else its message.
     fn js_err(&self, value: JsValue) -> Error {
-        self.err(js_error_message(&value))
+        let message = js_error_message(&value);
+        match Violation::parse(&message) {
+            Some(violation) => Error::Constraint {
+                shard: self.name.clone(),
+                violation,
+            },
+            None => self.err(message),
+        }
     }
 
     /// Prepares and binds one statement.
@@ -122,6 +140,79 @@ impl D1Shard {
             _ => None,
         })
     }
+
+    /// What one statement of a batch did, from its D1 result.
+    fn outcome(&self, result: &JsValue) -> Result<Outcome> {
+        let changed_db = Reflect::get(result, &JsValue::from_str("meta"))
+            .ok()
+            .filter(|meta| !meta.is_null_or_undefined())
+            .and_then(|meta| Reflect::get(&meta, &JsValue::from_str("changed_db")).ok())
+            .and_then(|v| v.as_bool());
+        // A statement that did not change the database reports no changes,
+        // whatever count D1 carried over from the statement before it.
+        let changed = match changed_db {
+            Some(false) => 0,
+            _ => Self::meta_number(result, "changes")
+                .filter(|n| n.is_finite())
+                .map_or(0, |n| n.max(0.0) as u64),
+        };
+        let rows = Reflect::get(result, &JsValue::from_str("results"))
+            .map_err(|e| self.js_err(e))?;
+        if rows.is_null_or_undefined() {
+            return Ok(Outcome {
+                changed,
+                rows: Vec::new(),
+            });
+        }
+        let rows = rows
+            .dyn_into::<Array>()
+            .map_err(|v| self.err(format!("a batch result holds {v:?}, not an array of rows")))?;
+        let mut out = Vec::with_capacity(rows.length() as usize);
+        for row in rows.iter() {
+            out.push(self.object_row(row)?);
+        }
+        Ok(Outcome { changed, rows: out })
+    }
+
+    /// The values of a row object (`{column: value}`), in key order.
+    fn object_row(&self, row: JsValue) -> Result<Vec<Value>> {
+        // A `raw()` row is already an array.
+        if Array::is_array(&row) {
+            return Array::from(&row)
+                .iter()
+                .map(from_js)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|m| self.err(m));
+        }
+        let object = row
+            .dyn_into::<Object>()
+            .map_err(|v| self.err(format!("a batch result row is {v:?}, not an object")))?;
+        let keys = Object::keys(&object);
+        if keys.length() > 1 {
+            if let Some(key) = keys
+                .iter()
+                .filter_map(|k| k.as_string())
+                .find(|k| is_array_index(k))
+            {
+                return Err(self.err(format!(
+                    "a statement of a batch returns the column `{key}`: JavaScript orders integer-named keys first, so its row cannot be read in select-list order; give the column a name (`AS ...`)"
+                )));
+            }
+        }
+        Object::values(&object)
+            .iter()
+            .map(from_js)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|m| self.err(m))
+    }
+}
+
+/// Whether JavaScript treats `key` as an array index (and so orders it first).
+fn is_array_index(key: &str) -> bool {
+    !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'))
+        && key.parse::<u64>().is_ok_and(|n| n < u32::MAX as u64)
 }
 
 /// Refuses an integer a JS number cannot hold exactly.
@@ -208,12 +299,6 @@ impl ShardExecutor for D1Shard {
         params.iter().try_for_each(exact_in_js)
     }
 
-    async fn execute(&self, statement: &Statement) -> Result<u64> {
-        let prepared = self.prepare(statement)?;
-        let result = self.wait(prepared.run()).await?;
-        Ok(Self::meta_number(&result, "changes").map_or(0, |n| n.max(0.0) as u64))
-    }
-
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
         let prepared = self.prepare(statement)?;
         let rows = self.wait(prepared.raw()).await?;
@@ -236,15 +321,26 @@ impl ShardExecutor for D1Shard {
     }
 
     /// One `batch()`: one round trip, one transaction.
-    async fn batch(&self, statements: &[Statement]) -> Result<()> {
+    async fn batch(&self, statements: &[Statement]) -> Result<Vec<Outcome>> {
         if statements.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let prepared = statements
             .iter()
             .map(|s| self.prepare(s).map(JsValue::from))
             .collect::<Result<Array>>()?;
-        self.wait(self.db.batch(prepared)).await.map(drop)
+        let results = self.wait(self.db.batch(prepared)).await?;
+        let results = results
+            .dyn_into::<Array>()
+            .map_err(|v| self.err(format!("batch() returned {v:?}, not an array of results")))?;
+        if results.length() as usize != statements.len() {
+            return Err(self.err(format!(
+                "batch() of {} statements returned {} results",
+                statements.len(),
+                results.length()
+            )));
+        }
+        results.iter().map(|result| self.outcome(&result)).collect()
     }
 
     /// The database size as D1 reports it in `meta.size_after` of a trivial

@@ -1,5 +1,7 @@
-//! The Cloudflare backend: D1 databases as shards, Workers KV for mappings,
-//! and the [`ShardCoordinator`] Durable Object as the placement authority.
+//! The Cloudflare backend: D1 databases as shards, Workers KV as the
+//! read-path cache of mappings, and the [`ShardCoordinator`] Durable Object
+//! as the one strongly consistent authority for claims (lookup values, and
+//! primary keys whose shard cannot be recomputed).
 //!
 //! Compiled only for `wasm32-unknown-unknown` with the `cloudflare` feature.
 //!
@@ -12,7 +14,7 @@
 //! ```ignore
 //! use std::sync::LazyLock;
 //! use collegedb::cloudflare::{Cloudflare, Options};
-//! use collegedb::{directory::MappingCache, Config, Database, Strategy};
+//! use collegedb::{Config, Database, MappingCache, Strategy};
 //!
 //! // One mapping cache per isolate, shared by every request it serves.
 //! static CACHE: LazyLock<MappingCache> = LazyLock::new(|| MappingCache::new(10_000));
@@ -59,10 +61,12 @@
 //!
 //! # Remote calls
 //!
-//! Each trait method of the backend is one remote call: a D1 query, batch or
-//! statement; a KV get (or one bulk get of up to 100 keys), put, delete or
-//! list page; a request to the coordinator. The router's costs per operation
-//! follow from that (see the router's documentation).
+//! Each trait method of the backend is one remote call: a D1 query or batch
+//! (one `batch()`: one round trip, one transaction); a KV get (or one bulk
+//! get of up to 100 keys), put, delete or list page; a request to the
+//! coordinator. The router's costs per operation follow from that (see
+//! `docs/consistency.md`); wrap a database with
+//! [`Database::intercepted`] to count them.
 
 mod coordinator;
 mod d1;
@@ -98,6 +102,9 @@ impl Backend for Cloudflare {
 /// The name of the coordinator object used unless [`Options::coordinator_name`] says otherwise
 /// (`idFromName("default")`, as the TypeScript CollegeDB does).
 pub const DEFAULT_COORDINATOR_NAME: &str = "default";
+
+/// What to configure when a database needs the coordinator and has none.
+const MISSING_COORDINATOR: &str = "declare a Durable Object binding of class `ShardCoordinator` (SQLite storage, under `new_sqlite_classes`) in wrangler.toml and name it with `Options::coordinator(\"COORDINATOR\")`";
 
 /// One D1 shard binding and, for location placement, where it is.
 #[derive(Debug, Clone)]
@@ -191,9 +198,10 @@ impl Options {
 
     /// The Durable Object namespace binding of the [`ShardCoordinator`].
     ///
-    /// Needed for round-robin, random and location placement (the strongly
-    /// consistent authority) and for [`Database::stats`]; hash placement works
-    /// without it, but then keeps no per-shard counts.
+    /// Needed by every model with a `#[lookup]` field (its values are
+    /// claimed there), by round-robin, random and location placement, and
+    /// by a size limit: the coordinator is the strongly consistent authority
+    /// for all of them. Hash placement of models without lookups works without it.
     pub fn coordinator(self, do_binding: impl Into<String>) -> Self {
         Options {
             coordinator: Some(do_binding.into()),
@@ -219,7 +227,8 @@ impl Options {
     ///
     /// Fails with [`Error::Config`] when a binding is missing or has the
     /// wrong type, or no KV namespace was given, and with the errors of
-    /// [`Database::new`] for an empty or inconsistent shard list.
+    /// [`Database::new`] for an empty or inconsistent shard list, or a
+    /// placement that needs a coordinator when none is configured.
     pub fn open(&self, env: &Env) -> Result<Database<Cloudflare>> {
         let shards = self
             .shards
@@ -248,7 +257,13 @@ impl Options {
             )?),
             None => None,
         };
-        Database::new(shards, mappings, coordinator, self.config.clone())
+        Database::new(
+            shards,
+            mappings,
+            coordinator,
+            self.config.clone(),
+            MISSING_COORDINATOR,
+        )
     }
 }
 

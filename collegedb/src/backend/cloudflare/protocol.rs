@@ -1,43 +1,14 @@
-//! The JSON bodies of the coordinator's HTTP API, shared by the Durable
-//! Object ([`ShardCoordinator`](super::ShardCoordinator)) and its client
-//! ([`DurableCoordinator`](super::DurableCoordinator)).
+//! The JSON bodies of the coordinator's HTTP API that are not claim types,
+//! shared by the Durable Object ([`ShardCoordinator`](super::ShardCoordinator))
+//! and its client ([`DurableCoordinator`](super::DurableCoordinator)).
+//!
+//! The claim routes carry the types of [`crate::backend::claims`] as they
+//! serialize: [`ClaimRequest`](crate::backend::ClaimRequest) →
+//! [`ClaimReply`](crate::backend::ClaimReply), a list of
+//! [`Release`](crate::backend::Release), a list of keys → a list of
+//! optional [`Holder`](crate::backend::Holder)s.
 
 use serde::{Deserialize, Serialize};
-
-use crate::strategy::StrategyKind;
-
-/// `POST /allocate`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AllocateBody {
-    pub primary_key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<StrategyKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidates: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proposed: Option<String>,
-}
-
-/// The answer of `POST /allocate`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct AllocateReply {
-    pub shard: String,
-}
-
-/// `POST /release`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ReleaseBody {
-    pub primary_key: String,
-}
-
-/// `POST /count`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct CountBody {
-    pub shard: String,
-    pub delta: i64,
-}
 
 /// `POST /shards` and `DELETE /shards`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,20 +16,11 @@ pub(crate) struct ShardBody {
     pub shard: String,
 }
 
-/// `POST /stats`.
+/// The answer of `POST /release`: how many of the claims were still held
+/// by the given owner and incarnation, and so removed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SetStatsBody {
-    pub shard: String,
-    pub count: i64,
-}
-
-/// One entry of `GET /stats`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StatsEntry {
-    pub shard: String,
-    pub count: i64,
-    /// Milliseconds since the Unix epoch.
-    pub updated: u64,
+pub(crate) struct Released {
+    pub released: u64,
 }
 
 /// `{"success":true}`.

@@ -1,29 +1,27 @@
-//! The `ShardCoordinator` Durable Object: the placement authority and the
-//! keeper of per-shard key counts, with its state in the object's SQLite storage.
+//! The `ShardCoordinator` Durable Object: the one strongly consistent
+//! authority for claims, with its state in the object's SQLite storage.
 
+use js_sys::{Function, Reflect};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{Method, Request, Response, SqlStorageValue};
+use wasm_bindgen::closure::ScopedClosure;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Method, Request, Response, SqlStorage, SqlStorageValue};
 
-use super::d1::exact_in_js;
-use super::protocol::{
-    AllocateBody, AllocateReply, CountBody, ErrorBody, ErrorReply, ReleaseBody, SetStatsBody,
-    ShardBody, StatsEntry, Success,
-};
+use super::protocol::{ErrorBody, ErrorReply, Released, ShardBody, Success};
 use super::worker_error_message;
+use crate::backend::claims::{apply, ClaimTable};
+use crate::backend::{ClaimRequest, Holder, Release, Target};
 use crate::error::Error;
 use crate::platform::now_ms;
-use crate::strategy::{decide, AllocationRequest, StrategyKind};
-use crate::value::Value;
 
-/// The object's tables. `placements` holds one row per key placed by the
-/// object (put-if-absent), `counters` the round-robin counter, `shards` the
-/// registered shard list in order, `stats` the per-shard key counts.
-const SCHEMA: [&str; 4] = [
+/// The object's tables: `claims` holds one row per claimed key (a lookup
+/// value, or a primary key whose shard cannot be recomputed), `counters`
+/// the round-robin counter, `shards` the registered shard list in order.
+const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS shards (name TEXT PRIMARY KEY, position INTEGER NOT NULL, created INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS placements (key TEXT PRIMARY KEY, shard TEXT NOT NULL, created INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, incarnation TEXT NOT NULL, nonce TEXT NOT NULL, shard TEXT NOT NULL, created INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS stats (shard TEXT PRIMARY KEY, count INTEGER NOT NULL, updated INTEGER NOT NULL)",
 ];
 
 /// The name of the round-robin counter in `counters`.
@@ -38,58 +36,66 @@ pub use object::ShardCoordinator;
 mod object {
     use std::cell::Cell;
 
+    use wasm_bindgen::JsValue;
     use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
 
     /// The coordinator Durable Object (SQLite storage; declare it under
     /// `new_sqlite_classes`).
     ///
     /// One object (by default `idFromName("default")`) serves every isolate of
-    /// a Worker. It is single-threaded and its storage is transactional, and
-    /// every request runs its reads and writes without awaiting in between, so
-    /// each request is atomic: asking twice to allocate the same key gives the
-    /// same shard, whichever isolates ask.
+    /// a Worker. It is single-threaded, and each request runs its reads and
+    /// writes synchronously inside one `transactionSync`, so each request is
+    /// atomic (and rolled back whole if it fails): two writers claiming the
+    /// same email from different isolates are decided one after the other,
+    /// and exactly one of them gets it.
     ///
     /// # HTTP API
     ///
-    /// JSON bodies, matching the TypeScript CollegeDB's coordinator, plus the
-    /// routes the Rust router uses (`/release`, `/count`):
+    /// JSON bodies. The claim routes carry the types of
+    /// [`backend`](crate::backend) as serde writes them; `/shards` and
+    /// `/health` keep the TypeScript CollegeDB's shape.
     ///
     /// | route | body | answer |
     /// |---|---|---|
     /// | `GET /health` | | `OK` (text) |
+    /// | `POST /claim` | a [`ClaimRequest`](crate::backend::ClaimRequest) | a [`ClaimReply`](crate::backend::ClaimReply): `{"granted":{"shard","fresh":[..]}}` or `{"conflict":{"index","holder":{..}}}` |
+    /// | `POST /release` | `[{"key","owner","incarnation"},..]` | `{"released":n}`: compare-and-delete, a claim held by anyone else is left alone |
+    /// | `POST /holders` | `["key",..]` | `[{"owner","incarnation","nonce","shard"} or null,..]`, in order |
     /// | `GET /shards` | | `["db-east","db-west"]` (registration order) |
     /// | `POST /shards` | `{"shard":"db-new"}` | `{"success":true}` (registering twice is harmless) |
     /// | `DELETE /shards` | `{"shard":"db-old"}` | `{"success":true}` |
-    /// | `GET /stats` | | `[{"shard":"db-east","count":1542,"updated":1700000000000}]` |
-    /// | `POST /stats` | `{"shard":"db-east","count":1600}` | `{"success":true}` (sets the count) |
-    /// | `POST /count` | `{"shard":"db-east","delta":-1}` | `{"success":true}` (adds to the count) |
-    /// | `POST /allocate` | `{"primaryKey":"users/…","strategy"?:"round-robin","candidates"?:[..],"proposed"?:".."}` | `{"shard":"db-west"}` |
-    /// | `POST /release` | `{"primaryKey":"users/…"}` | `{"success":true}` |
-    /// | `POST /flush` | | `{"success":true}` (forgets everything: development only) |
+    /// | `POST /flush` | | `{"success":true}`: forgets every claim, the counter and the shard list (development only) |
     ///
-    /// `/allocate` is put-if-absent: a key that already has a placement gets it
-    /// back, whatever the request says. Otherwise the shard is decided by
-    /// [`decide`](crate::strategy::decide), the logic every coordinator shares:
-    /// `proposed` if given (it must be one of the candidates), else by
-    /// `strategy` (default `round-robin`, with the counter kept in storage) over
-    /// `candidates`, or over the registered shards when none are given.
+    /// A claim request is decided by the procedure every coordinator shares
+    /// (`claims::apply`): all of its claims are taken or none. A round-robin
+    /// target (`{"allocate":{"strategy":"round-robin","candidates":[..]}}`)
+    /// takes the next value of the counter kept in storage; empty
+    /// `candidates` mean the registered shards.
     ///
-    /// Errors are `{"error":{"code":"..","message":".."}}`: `400` with code
-    /// `bad_request` for a malformed body or a field of the wrong type, `400`
-    /// with the [`Error::code`](crate::Error::code) of a refused allocation (`no_shards`,
-    /// `unknown_shard`, `config`, `integer_out_of_range`), `404 not_found` for
-    /// an unknown path, `405 method_not_allowed`, and `500 storage` when the
-    /// object's SQLite storage fails.
+    /// Errors are `{"error":{"code":"..","message":".."}}`: `400 bad_request`
+    /// for a malformed body, a field of the wrong type or an empty key;
+    /// `400` with the [`Error::code`](crate::Error::code) of a refused
+    /// placement (`no_shards`, `unknown_shard`, `config`); `404 not_found`
+    /// for an unknown path; `405 method_not_allowed`; and `500 storage` when
+    /// the object's SQLite storage fails (nothing of the request is kept).
     #[durable_object]
     pub struct ShardCoordinator {
         pub(super) sql: SqlStorage,
+        /// The JavaScript `DurableObjectStorage`, for `transactionSync`.
+        pub(super) storage: JsValue,
         pub(super) ready: Cell<bool>,
     }
 
     impl DurableObject for ShardCoordinator {
         fn new(state: State, _env: Env) -> Self {
+            let storage = state
+                .as_raw()
+                .storage()
+                .map(JsValue::from)
+                .unwrap_or(JsValue::UNDEFINED);
             ShardCoordinator {
                 sql: state.storage().sql(),
+                storage,
                 ready: Cell::new(false),
             }
         }
@@ -123,21 +129,20 @@ impl Failure {
         Failure::new(400, "bad_request", message)
     }
 
-    fn storage(err: worker::Error) -> Self {
-        Failure::new(500, "storage", worker_error_message(&err))
+    fn storage(message: impl Into<String>) -> Self {
+        Failure::new(500, "storage", message)
     }
 
-    /// A typed error from the shared placement logic.
+    fn worker(err: worker::Error) -> Self {
+        Failure::storage(worker_error_message(&err))
+    }
+
+    /// A typed error of the shared claim logic.
     fn from_error(err: Error) -> Self {
-        let status = match err {
-            Error::Coordinator(_) => 500,
-            _ => 400,
-        };
-        let code = match err {
-            Error::Coordinator(_) => "storage",
-            ref other => other.code(),
-        };
-        Failure::new(status, code, err.to_string())
+        match err {
+            Error::Coordinator(message) => Failure::storage(message),
+            other => Failure::new(400, other.code(), other.to_string()),
+        }
     }
 
     fn into_response(self) -> worker::Result<Response> {
@@ -151,7 +156,7 @@ impl Failure {
     }
 }
 
-type Outcome = std::result::Result<Response, Failure>;
+type Answer = std::result::Result<Response, Failure>;
 
 #[derive(Deserialize)]
 struct NameRow {
@@ -159,62 +164,154 @@ struct NameRow {
 }
 
 #[derive(Deserialize)]
-struct ShardRow {
-    shard: String,
-}
-
-#[derive(Deserialize)]
 struct TicketRow {
     ticket: i64,
 }
 
-fn json<T: Serialize>(value: &T) -> Outcome {
-    Response::from_json(value).map_err(Failure::storage)
+#[derive(Deserialize)]
+struct GoneRow {
+    #[allow(dead_code)] // only counted
+    gone: i64,
 }
 
-fn success() -> Outcome {
+fn json<T: Serialize>(value: &T) -> Answer {
+    Response::from_json(value).map_err(Failure::worker)
+}
+
+fn success() -> Answer {
     json(&Success { success: true })
-}
-
-/// A count for storage, refused if a JS number cannot hold it exactly.
-fn checked(value: i64) -> std::result::Result<SqlStorageValue, Failure> {
-    exact_in_js(&Value::Integer(value)).map_err(Failure::from_error)?;
-    Ok(SqlStorageValue::Integer(value))
 }
 
 fn now() -> SqlStorageValue {
     SqlStorageValue::Integer(now_ms() as i64)
 }
 
+fn text(value: &str) -> SqlStorageValue {
+    SqlStorageValue::String(value.to_owned())
+}
+
+/// Reads and writes one statement, typed rows out.
+fn rows<T: DeserializeOwned>(
+    sql: &SqlStorage,
+    query: &str,
+    params: Vec<SqlStorageValue>,
+) -> crate::Result<Vec<T>> {
+    sql.exec(query, params)
+        .and_then(|cursor| cursor.to_array())
+        .map_err(|e| Error::Coordinator(worker_error_message(&e)))
+}
+
+/// Runs one statement for its effect.
+fn exec(sql: &SqlStorage, query: &str, params: Vec<SqlStorageValue>) -> crate::Result<()> {
+    sql.exec(query, params)
+        .map(drop)
+        .map_err(|e| Error::Coordinator(worker_error_message(&e)))
+}
+
+/// The `claims` table, read and written synchronously inside one transaction.
+struct SqlClaims<'a>(&'a SqlStorage);
+
+impl ClaimTable for SqlClaims<'_> {
+    fn holder(&mut self, key: &str) -> crate::Result<Option<Holder>> {
+        let found: Vec<Holder> = rows(
+            self.0,
+            "SELECT owner, incarnation, nonce, shard FROM claims WHERE key = ?",
+            vec![text(key)],
+        )?;
+        Ok(found.into_iter().next())
+    }
+
+    fn store(&mut self, key: &str, holder: &Holder) -> crate::Result<()> {
+        exec(
+            self.0,
+            "INSERT INTO claims (key, owner, incarnation, nonce, shard, created) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, incarnation = excluded.incarnation,
+             nonce = excluded.nonce, shard = excluded.shard",
+            vec![
+                text(key),
+                text(&holder.owner),
+                text(&holder.incarnation),
+                text(&holder.nonce),
+                text(&holder.shard),
+                now(),
+            ],
+        )
+    }
+
+    fn ticket(&mut self) -> crate::Result<u64> {
+        let found: Vec<TicketRow> = rows(
+            self.0,
+            "INSERT INTO counters (name, value) VALUES (?, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value - 1 AS ticket",
+            vec![text(ROUND_ROBIN)],
+        )?;
+        found
+            .first()
+            .map(|r| r.ticket.max(0) as u64)
+            .ok_or_else(|| Error::Coordinator("the round-robin counter returned no row".into()))
+    }
+}
+
 impl ShardCoordinator {
     fn ensure_schema(&self) -> std::result::Result<(), Failure> {
         if !self.ready.get() {
-            for statement in SCHEMA {
-                self.sql
-                    .exec(statement, Vec::new())
-                    .map_err(Failure::storage)?;
-            }
+            self.atomically(|| {
+                for statement in SCHEMA {
+                    exec(&self.sql, statement, Vec::new()).map_err(Failure::from_error)?;
+                }
+                Ok(())
+            })?;
             self.ready.set(true);
         }
         Ok(())
     }
 
-    fn exec(&self, sql: &str, params: Vec<SqlStorageValue>) -> std::result::Result<(), Failure> {
-        self.sql
-            .exec(sql, params)
-            .map(drop)
-            .map_err(Failure::storage)
-    }
-
-    fn rows<T: DeserializeOwned>(
+    /// Runs `body` inside the storage's `transactionSync`: everything it
+    /// wrote is committed together, or, if it fails, rolled back together.
+    fn atomically<T>(
         &self,
-        sql: &str,
-        params: Vec<SqlStorageValue>,
-    ) -> std::result::Result<Vec<T>, Failure> {
-        self.sql
-            .exec(sql, params)
-            .and_then(|cursor| cursor.to_array())
-            .map_err(Failure::storage)
+        body: impl FnOnce() -> std::result::Result<T, Failure>,
+    ) -> std::result::Result<T, Failure> {
+        let run = Reflect::get(&self.storage, &JsValue::from_str("transactionSync"))
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .ok_or_else(|| {
+                Failure::storage(
+                    "this Durable Object has no transactionSync: declare ShardCoordinator under `new_sqlite_classes`",
+                )
+            })?;
+        let mut body = Some(body);
+        let mut outcome: Option<std::result::Result<T, Failure>> = None;
+        let mut step = || -> std::result::Result<(), JsValue> {
+            let Some(body) = body.take() else {
+                return Err(JsValue::from_str("collegedb: transaction body ran twice"));
+            };
+            let result = body();
+            let failed = result.is_err();
+            outcome = Some(result);
+            if failed {
+                // Throwing is what makes transactionSync roll back.
+                Err(JsValue::from_str("collegedb: rolled back"))
+            } else {
+                Ok(())
+            }
+        };
+        let called = {
+            let closure =
+                ScopedClosure::<dyn FnMut() -> std::result::Result<(), JsValue>>::borrow_mut_aborting(
+                    &mut step,
+                );
+            run.call1(&self.storage, closure.as_ref())
+        };
+        match (outcome, called) {
+            (Some(Ok(value)), Ok(_)) => Ok(value),
+            (Some(Err(failure)), _) => Err(failure),
+            (_, Err(e)) => Err(Failure::storage(format!(
+                "the storage transaction failed: {}",
+                super::js_error_message(&e)
+            ))),
+            (None, Ok(_)) => Err(Failure::storage("the storage transaction did not run")),
+        }
     }
 
     async fn body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, Failure> {
@@ -225,36 +322,31 @@ impl ShardCoordinator {
             .map_err(|e| Failure::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    async fn route(&self, req: &mut Request) -> Outcome {
+    async fn route(&self, req: &mut Request) -> Answer {
         self.ensure_schema()?;
         let path = req.path();
         let method = req.method();
         match path.trim_end_matches('/') {
             "/health" => match method {
-                Method::Get => Response::ok("OK").map_err(Failure::storage),
+                Method::Get => Response::ok("OK").map_err(Failure::worker),
                 _ => Err(not_allowed(&method, &path)),
             },
-            "/shards" => match method {
-                Method::Get => self.list_shards(),
-                Method::Post => self.add_shard(Self::body(req).await?),
-                Method::Delete => self.remove_shard(Self::body(req).await?),
-                _ => Err(not_allowed(&method, &path)),
-            },
-            "/stats" => match method {
-                Method::Get => self.stats(),
-                Method::Post => self.set_stats(Self::body(req).await?),
-                _ => Err(not_allowed(&method, &path)),
-            },
-            "/count" => match method {
-                Method::Post => self.adjust_count(Self::body(req).await?),
-                _ => Err(not_allowed(&method, &path)),
-            },
-            "/allocate" => match method {
-                Method::Post => self.allocate(Self::body(req).await?),
+            "/claim" => match method {
+                Method::Post => self.claim(Self::body(req).await?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/release" => match method {
                 Method::Post => self.release(Self::body(req).await?),
+                _ => Err(not_allowed(&method, &path)),
+            },
+            "/holders" => match method {
+                Method::Post => self.holders(Self::body(req).await?),
+                _ => Err(not_allowed(&method, &path)),
+            },
+            "/shards" => match method {
+                Method::Get => json(&self.atomically(|| self.registered())?),
+                Method::Post => self.add_shard(Self::body(req).await?),
+                Method::Delete => self.remove_shard(Self::body(req).await?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/flush" => match method {
@@ -270,116 +362,102 @@ impl ShardCoordinator {
     }
 
     fn registered(&self) -> std::result::Result<Vec<String>, Failure> {
-        let rows: Vec<NameRow> =
-            self.rows("SELECT name FROM shards ORDER BY position", Vec::new())?;
-        Ok(rows.into_iter().map(|r| r.name).collect())
-    }
-
-    fn list_shards(&self) -> Outcome {
-        json(&self.registered()?)
-    }
-
-    fn add_shard(&self, body: ShardBody) -> Outcome {
-        non_empty(&body.shard, "shard")?;
-        self.exec(
-            "INSERT OR IGNORE INTO shards (name, position, created) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM shards), ?)",
-            vec![body.shard.into(), now()],
-        )?;
-        success()
-    }
-
-    fn remove_shard(&self, body: ShardBody) -> Outcome {
-        self.exec("DELETE FROM shards WHERE name = ?", vec![body.shard.into()])?;
-        success()
-    }
-
-    fn stats(&self) -> Outcome {
-        let rows: Vec<StatsEntry> = self.rows(
-            "SELECT shard, count, updated FROM stats ORDER BY shard",
+        let names: Vec<NameRow> = rows(
+            &self.sql,
+            "SELECT name FROM shards ORDER BY position",
             Vec::new(),
-        )?;
-        json(&rows)
+        )
+        .map_err(Failure::from_error)?;
+        Ok(names.into_iter().map(|r| r.name).collect())
     }
 
-    fn set_stats(&self, body: SetStatsBody) -> Outcome {
-        non_empty(&body.shard, "shard")?;
-        let count = checked(body.count)?;
-        self.exec(
-            "INSERT INTO stats (shard, count, updated) VALUES (?, ?, ?)
-             ON CONFLICT (shard) DO UPDATE SET count = excluded.count, updated = excluded.updated",
-            vec![body.shard.into(), count, now()],
-        )?;
-        success()
-    }
-
-    fn adjust_count(&self, body: CountBody) -> Outcome {
-        non_empty(&body.shard, "shard")?;
-        let delta = checked(body.delta)?;
-        self.exec(
-            "INSERT INTO stats (shard, count, updated) VALUES (?, ?, ?)
-             ON CONFLICT (shard) DO UPDATE SET count = count + excluded.count, updated = excluded.updated",
-            vec![body.shard.into(), delta, now()],
-        )?;
-        success()
-    }
-
-    /// Put-if-absent: the existing placement, or a new one by [`decide`].
-    fn allocate(&self, body: AllocateBody) -> Outcome {
-        non_empty(&body.primary_key, "primaryKey")?;
-        let existing: Vec<ShardRow> = self.rows(
-            "SELECT shard FROM placements WHERE key = ?",
-            vec![body.primary_key.as_str().into()],
-        )?;
-        if let Some(row) = existing.into_iter().next() {
-            return json(&AllocateReply { shard: row.shard });
+    /// Takes every claim of the request or none (see [`apply`]).
+    fn claim(&self, mut request: ClaimRequest) -> Answer {
+        non_empty(&request.owner, "owner")?;
+        non_empty(&request.incarnation, "incarnation")?;
+        for claim in &request.claims {
+            non_empty(&claim.key, "claims[].key")?;
         }
-        let candidates = match body.candidates {
-            Some(candidates) => candidates,
-            None => self.registered()?,
-        };
-        let request = AllocationRequest {
-            strategy: body.strategy.unwrap_or(StrategyKind::RoundRobin),
-            candidates,
-            proposed: body.proposed,
-        };
-        let shard =
-            decide(&body.primary_key, &request, || self.ticket()).map_err(Failure::from_error)?;
-        self.exec(
-            "INSERT INTO placements (key, shard, created) VALUES (?, ?, ?)",
-            vec![body.primary_key.into(), shard.as_str().into(), now()],
-        )?;
-        json(&AllocateReply { shard })
+        let reply = self.atomically(|| {
+            if let Target::Allocate(allocation) = &mut request.target {
+                if allocation.candidates.is_empty() {
+                    allocation.candidates = self.registered()?;
+                }
+            }
+            apply(&mut SqlClaims(&self.sql), &request).map_err(Failure::from_error)
+        })?;
+        json(&reply)
     }
 
-    /// The next round-robin ticket (0, 1, 2, ...).
-    fn ticket(&self) -> crate::Result<u64> {
-        let rows: Vec<TicketRow> = self
-            .sql
-            .exec(
-                "INSERT INTO counters (name, value) VALUES (?, 1)
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value - 1 AS ticket",
-                vec![ROUND_ROBIN.into()],
+    /// Compare-and-delete of each claim on key, owner and incarnation.
+    fn release(&self, releases: Vec<Release>) -> Answer {
+        for release in &releases {
+            non_empty(&release.key, "key")?;
+        }
+        let released = self.atomically(|| {
+            let mut released = 0;
+            for release in &releases {
+                let gone: Vec<GoneRow> = rows(
+                    &self.sql,
+                    "DELETE FROM claims WHERE key = ? AND owner = ? AND incarnation = ? RETURNING 1 AS gone",
+                    vec![
+                        text(&release.key),
+                        text(&release.owner),
+                        text(&release.incarnation),
+                    ],
+                )
+                .map_err(Failure::from_error)?;
+                released += gone.len() as u64;
+            }
+            Ok(released)
+        })?;
+        json(&Released { released })
+    }
+
+    fn holders(&self, keys: Vec<String>) -> Answer {
+        let holders = self.atomically(|| {
+            let mut table = SqlClaims(&self.sql);
+            keys.iter()
+                .map(|key| table.holder(key))
+                .collect::<crate::Result<Vec<_>>>()
+                .map_err(Failure::from_error)
+        })?;
+        json(&holders)
+    }
+
+    fn add_shard(&self, body: ShardBody) -> Answer {
+        non_empty(&body.shard, "shard")?;
+        self.atomically(|| {
+            exec(
+                &self.sql,
+                "INSERT OR IGNORE INTO shards (name, position, created) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM shards), ?)",
+                vec![text(&body.shard), now()],
             )
-            .and_then(|cursor| cursor.to_array())
-            .map_err(|e| Error::Coordinator(worker_error_message(&e)))?;
-        rows.first()
-            .map(|r| r.ticket.max(0) as u64)
-            .ok_or_else(|| Error::Coordinator("the round-robin counter returned no row".into()))
-    }
-
-    fn release(&self, body: ReleaseBody) -> Outcome {
-        non_empty(&body.primary_key, "primaryKey")?;
-        self.exec(
-            "DELETE FROM placements WHERE key = ?",
-            vec![body.primary_key.into()],
-        )?;
+            .map_err(Failure::from_error)
+        })?;
         success()
     }
 
-    fn flush(&self) -> Outcome {
-        for table in ["placements", "counters", "shards", "stats"] {
-            self.exec(&format!("DELETE FROM {table}"), Vec::new())?;
-        }
+    fn remove_shard(&self, body: ShardBody) -> Answer {
+        self.atomically(|| {
+            exec(
+                &self.sql,
+                "DELETE FROM shards WHERE name = ?",
+                vec![text(&body.shard)],
+            )
+            .map_err(Failure::from_error)
+        })?;
+        success()
+    }
+
+    fn flush(&self) -> Answer {
+        self.atomically(|| {
+            for table in ["claims", "counters", "shards"] {
+                exec(&self.sql, &format!("DELETE FROM {table}"), Vec::new())
+                    .map_err(Failure::from_error)?;
+            }
+            Ok(())
+        })?;
         success()
     }
 }
