@@ -64,8 +64,8 @@ fn model_impl(model: &Model) -> TokenStream {
         lookups: _,
     } = &sql;
 
-    let key_value = encode(&model.columns[primary_key]);
-    let row_values = model.columns.iter().map(encode);
+    let key_value = encode(table, &model.columns[primary_key]);
+    let row_values = model.columns.iter().map(|column| encode(table, column));
     let arity = model.columns.len();
     let expected = format!("{arity} columns");
     let cells: Vec<Ident> = (0..arity).map(|i| format_ident!("column{}", i)).collect();
@@ -139,16 +139,20 @@ fn model_impl(model: &Model) -> TokenStream {
     }
 }
 
-/// `self.field` encoded as a `Result<Value>`.
-fn encode(column: &Column) -> TokenStream {
+/// `self.field` encoded as a `Result<Value>`. An `Error::Encode` names the
+/// column as `table.column`: `SqlField::to_value` does not know it.
+fn encode(table: &str, column: &Column) -> TokenStream {
     let member = column.field.ident;
     let ty = column.field.ty;
+    let name = format!("{table}.{}", column.name);
     match column.storage {
-        Storage::Native(_) => {
-            quote_spanned!(ty.span()=> <#ty as ::collegedb::SqlField>::to_value(&self.#member))
-        }
+        Storage::Native(_) => quote_spanned! {ty.span()=>
+            ::collegedb::__private::encode_column(
+                #name,
+                <#ty as ::collegedb::SqlField>::to_value(&self.#member),
+            )
+        },
         Storage::Json => {
-            let name = &column.name;
             quote_spanned!(ty.span()=> ::collegedb::__private::encode_json::<#ty>(&self.#member, #name))
         }
     }
@@ -190,121 +194,263 @@ impl KeyParam {
     }
 }
 
+/// Who a typed method is called on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Receiver {
+    /// The type, as in `User::get(&db, ..)`.
+    Type,
+    /// A row, as in `user.insert(&db)`.
+    Row,
+}
+
+/// The key a typed method takes after the database.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    None,
+    /// The primary key.
+    Primary,
+    /// A lookup value: the method is generated once per `#[lookup]` field.
+    Lookup,
+}
+
+/// One typed inherent method, delegating to the `Database` method of the
+/// same purpose.
+struct Method {
+    /// Its name; for a lookup method, the prefix of `<name><field>`.
+    name: &'static str,
+    receiver: Receiver,
+    key: Key,
+    /// The type inside `collegedb::Result`.
+    returns: fn() -> TokenStream,
+    /// The `Database` method it calls with `db`, then `self` for a row
+    /// method, the lookup's position for a lookup method, and the key.
+    delegate: &'static str,
+    /// Its documentation, where `{table}` is the table and, for a method
+    /// with a key, `{column}` and `{param}` are the key's column and parameter.
+    doc: &'static str,
+}
+
+/// The typed inherent methods, in the order they are generated. Both the
+/// real methods and the fallback's stubs are generated from this table.
+const METHODS: &[Method] = &[
+    Method {
+        name: "create_schema",
+        receiver: Receiver::Type,
+        key: Key::None,
+        returns: || quote!(()),
+        delegate: "create_schema",
+        doc: "Creates the `{table}` table and the unique index of each `#[lookup]` column, where they do not exist yet.",
+    },
+    Method {
+        name: "get",
+        receiver: Receiver::Type,
+        key: Key::Primary,
+        returns: || quote!(::core::option::Option<Self>),
+        delegate: "get",
+        doc: "Fetches the `{table}` row whose primary key `{column}` is `{param}`, or `None`.",
+    },
+    Method {
+        name: "find_by_",
+        receiver: Receiver::Type,
+        key: Key::Lookup,
+        returns: || quote!(::core::option::Option<Self>),
+        delegate: "find_by",
+        doc: "Fetches the `{table}` row whose `{column}` is `{param}`, or `None`.",
+    },
+    Method {
+        name: "delete_by_",
+        receiver: Receiver::Type,
+        key: Key::Lookup,
+        returns: || quote!(bool),
+        delegate: "delete_by",
+        doc: "Deletes the `{table}` row whose `{column}` is `{param}`; `true` if there was one.",
+    },
+    Method {
+        name: "insert",
+        receiver: Receiver::Row,
+        key: Key::None,
+        returns: || quote!(()),
+        delegate: "insert",
+        doc: "Inserts this row into `{table}`; fails if its primary key or a lookup value is taken.",
+    },
+    Method {
+        name: "update",
+        receiver: Receiver::Row,
+        key: Key::None,
+        returns: || quote!(()),
+        delegate: "update",
+        doc: "Overwrites the `{table}` row with this row's primary key; fails if there is none.",
+    },
+    Method {
+        name: "delete",
+        receiver: Receiver::Type,
+        key: Key::Primary,
+        returns: || quote!(bool),
+        delegate: "delete",
+        doc: "Deletes the `{table}` row whose primary key `{column}` is `{param}`; `true` if there was one.",
+    },
+    Method {
+        name: "list",
+        receiver: Receiver::Type,
+        key: Key::None,
+        returns: || quote!(::std::vec::Vec<Self>),
+        delegate: "list",
+        doc: "Every `{table}` row of every shard, ordered by primary key.",
+    },
+    Method {
+        name: "count",
+        receiver: Receiver::Type,
+        key: Key::None,
+        returns: || quote!(u64),
+        delegate: "count",
+        doc: "The number of `{table}` rows on all shards together.",
+    },
+];
+
+/// `METHODS` for one struct: each method with its name and its key, `None`
+/// for a method without one; `K` is what the caller knows of a key. A lookup
+/// method is generated once per lookup field, and a run of them field by
+/// field (`find_by_a`, `delete_by_a`, `find_by_b`, ...), so that each
+/// field's methods sit together in the docs.
+fn each_method<'k, K>(
+    primary: &'k K,
+    lookups: &'k [(&Ident, K)],
+) -> Vec<(&'static Method, Ident, Option<&'k K>)> {
+    let mut expanded = Vec::new();
+    // A run of lookup methods is one group; every other method is alone in its own.
+    for group in METHODS.chunk_by(|a, b| a.key == Key::Lookup && b.key == Key::Lookup) {
+        let keys: Vec<_> = match group[0].key {
+            Key::None => vec![(None, None)],
+            Key::Primary => vec![(None, Some(primary))],
+            Key::Lookup => lookups
+                .iter()
+                .map(|(field, key)| (Some(*field), Some(key)))
+                .collect(),
+        };
+        for (field, key) in keys {
+            for method in group {
+                let name = match field {
+                    Some(field) => format_ident!("{}{}", method.name, field),
+                    None => format_ident!("{}", method.name),
+                };
+                expanded.push((method, name, key));
+            }
+        }
+    }
+    expanded
+}
+
+/// A method's documentation with its placeholders filled in. The names are
+/// validated identifiers, so none holds a placeholder of its own.
+fn fill_doc(template: &str, table: &str, key: Option<(&str, String)>) -> String {
+    let doc = template.replace("{table}", table);
+    match key {
+        Some((column, param)) => doc.replace("{column}", column).replace("{param}", &param),
+        None => doc,
+    }
+}
+
+/// The parts of a method that differ between the real method and the
+/// fallback's stub of it.
+struct Item {
+    /// Before the method: the real method's documentation.
+    attrs: TokenStream,
+    /// After `B: Backend`: the stub's `, K` for its key type.
+    generics: Option<TokenStream>,
+    /// The database parameter's pattern: `db`, or the stub's `_`.
+    db: TokenStream,
+    /// The key parameter, `pattern: Type`, for a method with a key.
+    key: Option<TokenStream>,
+    body: TokenStream,
+}
+
+/// The method `method` called `name`, with its signature from the table.
+fn method_item(method: &Method, name: &Ident, item: Item) -> TokenStream {
+    let Item {
+        attrs,
+        generics,
+        db,
+        key,
+        body,
+    } = item;
+    let receiver = (method.receiver == Receiver::Row).then(|| quote!(&self,));
+    let key = key.map(|key| quote!(#key,));
+    let returns = (method.returns)();
+    quote! {
+        #attrs
+        pub async fn #name<B: ::collegedb::Backend #generics>(
+            #receiver
+            #db: &::collegedb::Database<B>,
+            #key
+        ) -> ::collegedb::Result<#returns> {
+            #body
+        }
+    }
+}
+
+/// A key of a real method: its parameter, its column's name and, for a
+/// lookup, the lookup's position in `LOOKUPS`.
+struct KeyArg<'a> {
+    param: KeyParam,
+    column: &'a str,
+    lookup: Option<usize>,
+}
+
+impl<'a> KeyArg<'a> {
+    fn new(column: &'a Column, lookup: Option<usize>) -> Self {
+        KeyArg {
+            param: KeyParam::new(column),
+            column: &column.name,
+            lookup,
+        }
+    }
+}
+
 fn methods(model: &Model) -> TokenStream {
     let ident = model.ident;
     let table = &model.table;
-    let key_column = &model.columns[model.primary_key];
-    let KeyParam {
-        name: key,
-        ty: key_ty,
-        value: key_value,
-    } = KeyParam::new(key_column);
-    let key_name = &key_column.name;
-
-    let lookups = model.lookups.iter().enumerate().map(|(lookup, &index)| {
-        let column = &model.columns[index];
-        let KeyParam { name, ty, value } = KeyParam::new(column);
-        let field = column.field.ident;
-        let find_by = format_ident!("find_by_{}", field);
-        let delete_by = format_ident!("delete_by_{}", field);
-        let find_doc = format!(
-            "Fetches the `{table}` row whose `{}` is `{name}`, or `None`.",
-            column.name
-        );
-        let delete_doc = format!(
-            "Deletes the `{table}` row whose `{}` is `{name}`; `true` if there was one.",
-            column.name
-        );
-        quote! {
-            #[doc = #find_doc]
-            pub async fn #find_by<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-                #name: #ty,
-            ) -> ::collegedb::Result<::core::option::Option<Self>> {
-                ::collegedb::Database::<B>::find_by::<Self>(db, #lookup, #value).await
-            }
-
-            #[doc = #delete_doc]
-            pub async fn #delete_by<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-                #name: #ty,
-            ) -> ::collegedb::Result<bool> {
-                ::collegedb::Database::<B>::delete_by::<Self>(db, #lookup, #value).await
-            }
-        }
-    });
-
-    let create_doc = format!(
-        "Creates the `{table}` table and the unique index of each `#[lookup]` column, where they do not exist yet."
-    );
-    let get_doc =
-        format!("Fetches the `{table}` row whose primary key `{key_name}` is `{key}`, or `None`.");
-    let insert_doc = format!(
-        "Inserts this row into `{table}`; fails if its primary key or a lookup value is taken."
-    );
-    let update_doc = format!(
-        "Overwrites the `{table}` row with this row's primary key; fails if there is none."
-    );
-    let delete_doc = format!("Deletes the `{table}` row whose primary key `{key_name}` is `{key}`; `true` if there was one.");
-    let list_doc = format!("Every `{table}` row of every shard, ordered by primary key.");
-    let count_doc = format!("The number of `{table}` rows on all shards together.");
-
+    let primary = KeyArg::new(&model.columns[model.primary_key], None);
+    let lookups: Vec<_> = model
+        .lookups
+        .iter()
+        .enumerate()
+        .map(|(lookup, &index)| {
+            let column = &model.columns[index];
+            (column.field.ident, KeyArg::new(column, Some(lookup)))
+        })
+        .collect();
+    let items = each_method(&primary, &lookups)
+        .into_iter()
+        .map(|(method, name, key)| {
+            let doc = fill_doc(
+                method.doc,
+                table,
+                key.map(|key| (key.column, key.param.name.to_string())),
+            );
+            let delegate = format_ident!("{}", method.delegate);
+            let args = [
+                Some(quote!(db)),
+                (method.receiver == Receiver::Row).then(|| quote!(self)),
+                key.and_then(|key| key.lookup).map(|lookup| quote!(#lookup)),
+                key.map(|key| key.param.value.clone()),
+            ]
+            .into_iter()
+            .flatten();
+            let item = Item {
+                attrs: quote!(#[doc = #doc]),
+                generics: None,
+                db: quote!(db),
+                key: key.map(|key| {
+                    let KeyParam { name, ty, .. } = &key.param;
+                    quote!(#name: #ty)
+                }),
+                body: quote!(::collegedb::Database::<B>::#delegate::<Self>(#(#args),*).await),
+            };
+            method_item(method, &name, item)
+        });
     quote! {
         impl #ident {
-            #[doc = #create_doc]
-            pub async fn create_schema<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::collegedb::Database::<B>::create_schema::<Self>(db).await
-            }
-
-            #[doc = #get_doc]
-            pub async fn get<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-                #key: #key_ty,
-            ) -> ::collegedb::Result<::core::option::Option<Self>> {
-                ::collegedb::Database::<B>::get::<Self>(db, #key_value).await
-            }
-
-            #(#lookups)*
-
-            #[doc = #insert_doc]
-            pub async fn insert<B: ::collegedb::Backend>(
-                &self,
-                db: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::collegedb::Database::<B>::insert::<Self>(db, self).await
-            }
-
-            #[doc = #update_doc]
-            pub async fn update<B: ::collegedb::Backend>(
-                &self,
-                db: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::collegedb::Database::<B>::update::<Self>(db, self).await
-            }
-
-            #[doc = #delete_doc]
-            pub async fn delete<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-                #key: #key_ty,
-            ) -> ::collegedb::Result<bool> {
-                ::collegedb::Database::<B>::delete::<Self>(db, #key_value).await
-            }
-
-            #[doc = #list_doc]
-            pub async fn list<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<::std::vec::Vec<Self>> {
-                ::collegedb::Database::<B>::list::<Self>(db).await
-            }
-
-            #[doc = #count_doc]
-            pub async fn count<B: ::collegedb::Backend>(
-                db: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<u64> {
-                ::collegedb::Database::<B>::count::<Self>(db).await
-            }
+            #(#items)*
         }
     }
 }
@@ -316,28 +462,24 @@ fn methods(model: &Model) -> TokenStream {
 fn fallback(input: &Input) -> TokenStream {
     let ident = input.ident;
     let (impl_generics, ty_generics, where_clause) = input.original.generics.split_for_impl();
-    let lookups = input
+    let lookups: Vec<_> = input
         .fields
         .iter()
         .flatten()
         .filter(|field| field.attrs.lookup.is_some())
-        .map(|field| {
-            let find_by = format_ident!("find_by_{}", field.ident);
-            let delete_by = format_ident!("delete_by_{}", field.ident);
-            quote! {
-                pub async fn #find_by<B: ::collegedb::Backend, K>(
-                    _: &::collegedb::Database<B>,
-                    _: K,
-                ) -> ::collegedb::Result<::core::option::Option<Self>> {
-                    ::core::unreachable!()
-                }
-                pub async fn #delete_by<B: ::collegedb::Backend, K>(
-                    _: &::collegedb::Database<B>,
-                    _: K,
-                ) -> ::collegedb::Result<bool> {
-                    ::core::unreachable!()
-                }
-            }
+        .map(|field| (field.ident, ()))
+        .collect();
+    let stubs = each_method(&(), &lookups)
+        .into_iter()
+        .map(|(method, name, key)| {
+            let item = Item {
+                attrs: TokenStream::new(),
+                generics: key.map(|()| quote!(, K)),
+                db: quote!(_),
+                key: key.map(|()| quote!(_: K)),
+                body: quote!(::core::unreachable!()),
+            };
+            method_item(method, &name, item)
         });
     quote! {
         #[automatically_derived]
@@ -370,46 +512,102 @@ fn fallback(input: &Input) -> TokenStream {
         }
 
         impl #impl_generics #ident #ty_generics #where_clause {
-            pub async fn create_schema<B: ::collegedb::Backend>(
-                _: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::core::unreachable!()
-            }
-            pub async fn get<B: ::collegedb::Backend, K>(
-                _: &::collegedb::Database<B>,
-                _: K,
-            ) -> ::collegedb::Result<::core::option::Option<Self>> {
-                ::core::unreachable!()
-            }
-            #(#lookups)*
-            pub async fn insert<B: ::collegedb::Backend>(
-                &self,
-                _: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::core::unreachable!()
-            }
-            pub async fn update<B: ::collegedb::Backend>(
-                &self,
-                _: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<()> {
-                ::core::unreachable!()
-            }
-            pub async fn delete<B: ::collegedb::Backend, K>(
-                _: &::collegedb::Database<B>,
-                _: K,
-            ) -> ::collegedb::Result<bool> {
-                ::core::unreachable!()
-            }
-            pub async fn list<B: ::collegedb::Backend>(
-                _: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<::std::vec::Vec<Self>> {
-                ::core::unreachable!()
-            }
-            pub async fn count<B: ::collegedb::Backend>(
-                _: &::collegedb::Database<B>,
-            ) -> ::collegedb::Result<u64> {
-                ::core::unreachable!()
-            }
+            #(#stubs)*
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+    use syn::parse_quote;
+
+    use super::*;
+
+    /// Each inherent method's name, whether it takes `&self`, its number of
+    /// parameters and its return type.
+    fn methods_of(expansion: TokenStream) -> Vec<(String, bool, usize, String)> {
+        let file: syn::File = syn::parse2(expansion).unwrap();
+        file.items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Impl(block) if block.trait_.is_none() => Some(&block.items),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|item| match item {
+                syn::ImplItem::Fn(method) => Some(&method.sig),
+                _ => None,
+            })
+            .map(|sig| {
+                (
+                    sig.ident.to_string(),
+                    sig.receiver().is_some(),
+                    sig.inputs.len(),
+                    sig.output.to_token_stream().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_doc_placeholder_is_filled() {
+        for method in METHODS {
+            let key = (method.key != Key::None).then(|| ("email", "email".to_owned()));
+            let doc = fill_doc(method.doc, "users", key);
+            assert!(
+                !doc.contains('{') && !doc.contains('}'),
+                "{}: {doc}",
+                method.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_fallback_stubs_the_real_methods() {
+        let valid: DeriveInput = parse_quote! {
+            struct User {
+                #[primary_key]
+                id: String,
+                #[lookup]
+                email: String,
+                #[lookup]
+                badge: u32,
+                name: String,
+            }
+        };
+        // The same struct with an unsupported field: the derive falls back.
+        let invalid: DeriveInput = parse_quote! {
+            struct User {
+                #[primary_key]
+                id: String,
+                #[lookup]
+                email: String,
+                #[lookup]
+                badge: u32,
+                name: HashMap<String, String>,
+            }
+        };
+        let real = methods_of(derive(&valid));
+        let names: Vec<&str> = real.iter().map(|(name, ..)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "create_schema",
+                "get",
+                "find_by_email",
+                "delete_by_email",
+                "find_by_badge",
+                "delete_by_badge",
+                "insert",
+                "update",
+                "delete",
+                "list",
+                "count",
+            ]
+        );
+        let fallback = derive(&invalid);
+        assert!(fallback.to_string().contains("compile_error"), "{fallback}");
+        assert_eq!(methods_of(fallback), real);
     }
 }

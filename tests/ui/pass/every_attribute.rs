@@ -50,6 +50,16 @@ struct BlogPost {
     cache: std::cell::Cell<u8>,
 }
 
+// Floats, which are refused where they would not be stored faithfully.
+#[derive(Sharded, Debug, PartialEq)]
+struct Sample {
+    #[primary_key]
+    id: i64,
+    value: Option<f64>,
+    #[sharded(json)]
+    points: Vec<f32>,
+}
+
 fn member(id: u64) -> Member {
     Member {
         id,
@@ -142,7 +152,41 @@ fn main() {
         post.insert(&db).await?;
         assert_eq!(BlogPost::get(&db, "p-1").await?, Some(post));
         assert!(BlogPost::find_by_type(&db, "essay").await?.is_some());
+        assert!(db.shard_of::<BlogPost>("p-1".into()).await?.is_some());
         assert!(BlogPost::delete_by_type(&db, "essay").await?);
+
+        // NaN would be stored as NULL, and a non-finite float in JSON as
+        // `null`: both are refused, naming the column, before any write.
+        Sample::create_schema(&db).await?;
+        let mut sample = Sample {
+            id: 1,
+            value: Some(f64::NAN),
+            points: vec![0.5],
+        };
+        for (refused, column) in [
+            (sample.insert(&db).await, "samples.value"),
+            (
+                Sample {
+                    id: 2,
+                    value: None,
+                    points: vec![f32::INFINITY],
+                }
+                .insert(&db)
+                .await,
+                "samples.points",
+            ),
+        ] {
+            match refused {
+                Err(collegedb::Error::Encode { column: named, .. }) => assert_eq!(named, column),
+                other => panic!("{column}: expected an encode error, got {other:?}"),
+            }
+        }
+        assert_eq!(Sample::count(&db).await?, 0);
+        assert_eq!(db.shard_of::<Sample>(1.into()).await?, None);
+        // Infinity is a float SQLite stores.
+        sample.value = Some(f64::NEG_INFINITY);
+        sample.insert(&db).await?;
+        assert_eq!(Sample::get(&db, 1).await?, Some(sample));
         Ok::<(), collegedb::Error>(())
     })
     .unwrap();
