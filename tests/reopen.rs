@@ -102,13 +102,15 @@ fn an_interrupted_move_is_finished_by_running_the_rebalance_again() {
 
         // Simulate a crash after the copy of one row and before removing its source.
         let all = User::list(&db).await.unwrap();
+        let ids: Vec<String> = all.iter().map(|u| u.id.clone()).collect();
+        let homes = hash_homes(&ids, 2).await;
         let mut moving = None;
-        for u in &all {
+        for (u, home) in all.iter().zip(homes) {
             let at = db
                 .shard_of::<User>(Value::Text(u.id.clone()))
                 .await
                 .unwrap();
-            if at == Some("shard-0") && collegedb::strategy::hash::home(&u.id, 2) == 1 {
+            if at == Some("shard-0") && home == 1 {
                 moving = Some(u.clone());
                 break;
             }
@@ -124,11 +126,22 @@ fn an_interrupted_move_is_finished_by_running_the_rebalance_again() {
                 Value::Integer(moving.age.unwrap().into()),
             ],
         );
-        db.shard("shard-1").unwrap().execute(&row).await.unwrap();
+        db.shard("shard-1").unwrap().batch(&[row]).await.unwrap();
+        // ...with the source copy frozen, as the move's first step leaves it.
+        let frozen = Statement::new(
+            "INSERT INTO _collegedb_marks (tbl, pk, kind, extra, created) VALUES ('users', ?1, 'moving', '', 0)",
+            vec![Value::Text(moving.id.clone())],
+        );
+        db.shard("shard-0").unwrap().batch(&[frozen]).await.unwrap();
         assert_eq!(
             User::list(&db).await.unwrap().len(),
             200,
             "a row mid-move is listed once"
+        );
+        assert_eq!(
+            User::count(&db).await.unwrap(),
+            200,
+            "a row mid-move is counted once"
         );
         assert_eq!(
             User::get(&db, &moving.id).await.unwrap(),

@@ -5,6 +5,9 @@ use collegedb::embedded::{Embedded, Options};
 use collegedb::{Config, Database};
 use example_models::{Post, User};
 
+pub mod harness;
+pub mod script;
+
 pub use futures::executor::block_on;
 
 /// The `i`-th test user.
@@ -67,4 +70,79 @@ pub async fn assert_resolves(db: &Database<Embedded>, i: usize) {
             .unwrap(),
         Some(user(i))
     );
+}
+
+/// A key-only model, to learn where hash placement puts a key.
+#[derive(collegedb::Sharded, Debug, Clone, PartialEq)]
+#[sharded(table = "home_probe")]
+pub struct HomeProbe {
+    #[primary_key]
+    pub id: String,
+}
+
+thread_local! {
+    static HOMES: std::cell::RefCell<std::collections::HashMap<(usize, String), usize>> =
+        Default::default();
+    static ORACLES: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<Database<Embedded>>>> =
+        Default::default();
+}
+
+/// The hash home (shard index) of each key among `shards` shards, as the
+/// router computes it (the placement hash covers the key's text, so an
+/// integer key's home is that of its decimal text): where a settled
+/// in-memory database with that many shards puts it.
+pub async fn hash_homes(keys: &[String], shards: usize) -> Vec<usize> {
+    let db = ORACLES.with(|o| {
+        o.borrow_mut()
+            .entry(shards)
+            .or_insert_with(|| std::rc::Rc::new(Options::in_memory(shards).open().unwrap()))
+            .clone()
+    });
+    HomeProbe::create_schema(&*db).await.unwrap();
+    let mut homes = Vec::with_capacity(keys.len());
+    for key in keys {
+        if let Some(home) = HOMES.with(|h| h.borrow().get(&(shards, key.clone())).copied()) {
+            homes.push(home);
+            continue;
+        }
+        match (HomeProbe { id: key.clone() }).insert(&*db).await {
+            Ok(()) => {}
+            Err(e) if e.code() == "duplicate_key" => {}
+            Err(e) => panic!("{e}"),
+        }
+        let name = db
+            .shard_of::<HomeProbe>(key.as_str().into())
+            .await
+            .unwrap()
+            .unwrap();
+        let home = shard_index(name);
+        HOMES.with(|h| h.borrow_mut().insert((shards, key.clone()), home));
+        homes.push(home);
+    }
+    homes
+}
+
+/// The hash home of one key among `shards` shards.
+pub async fn hash_home(key: &str, shards: usize) -> usize {
+    hash_homes(&[key.to_owned()], shards).await[0]
+}
+
+/// The index of an embedded shard from its name (`shard-3` → 3).
+pub fn shard_index(name: &str) -> usize {
+    name.strip_prefix("shard-").unwrap().parse().unwrap()
+}
+
+/// A temporary directory, on tmpfs when there is one (tests that build
+/// hundreds of directories stay fast).
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("collegedb-")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
 }

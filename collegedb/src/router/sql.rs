@@ -291,8 +291,14 @@ pub(crate) fn update_if<M: Model>(row: &[Value], expected: &[Value]) -> Statemen
     Statement::new(sql, params)
 }
 
-/// Deletes the row (if its lookup `only_if` still holds the value), returning its lookup values.
-pub(crate) fn delete<M: Model>(key: &Value, only_if: Option<(&str, &Value)>) -> Statement {
+/// Deletes the row (if its lookup `only_if` still holds the value, and, with
+/// `life`, if it is that incarnation — `""` for a row without one),
+/// returning its lookup values.
+pub(crate) fn delete<M: Model>(
+    key: &Value,
+    only_if: Option<(&str, &Value)>,
+    life: Option<&str>,
+) -> Statement {
     let table = quoted(M::TABLE);
     let pk = quoted(M::primary_key_column());
     let returning = std::iter::once(pk.clone())
@@ -300,13 +306,22 @@ pub(crate) fn delete<M: Model>(key: &Value, only_if: Option<(&str, &Value)>) -> 
         .collect::<Vec<_>>()
         .join(", ");
     let mut params = vec![key.clone()];
-    let condition = match only_if {
+    let mut condition = match only_if {
         Some((column, value)) => {
             params.push(value.clone());
             format!(" AND {} = ?2", quoted(column))
         }
         None => String::new(),
     };
+    if let Some(life) = life {
+        params.push(Value::Text(M::TABLE.to_owned()));
+        params.push(Value::Text(life.to_owned()));
+        condition.push_str(&format!(
+            " AND COALESCE((SELECT extra FROM _collegedb_marks WHERE tbl = ?{} AND pk = ?1 AND kind = 'inc'), '') = ?{}",
+            params.len() - 1,
+            params.len()
+        ));
+    }
     Statement::new(
         format!("DELETE FROM {table} WHERE {pk} = ?1{condition} RETURNING {returning}"),
         params,

@@ -295,9 +295,14 @@ impl<B: Backend> Router<B> {
         let changed = |l: &crate::model::Lookup| found.row[l.index] != row[l.index];
         let specs = self.lookup_claims::<M>(row, changed)?;
         let target = Target::Shard(self.name(found.shard).to_owned());
-        let granted = self
+        match self
             .take_claims::<M>(key, &incarnation, &attempt, target, &specs)
-            .await?;
+            .await
+        {
+            // Another update of this row already gave it the value: look again.
+            Err(Error::DuplicateKey { .. }) => return Ok(false),
+            other => other?,
+        };
         let statements = [
             sql::fence(
                 self.epoch(),
@@ -323,21 +328,20 @@ impl<B: Backend> Router<B> {
                     .await;
                 Ok(true)
             }
-            Ok(_) => {
-                self.give_back(key, &incarnation, &granted.fresh).await;
-                Ok(false)
-            }
+            // Nothing is given back when the row was not written: the claims
+            // are this row's (owner and incarnation), and another update of
+            // the row may hold them now and have written its row with them —
+            // a release cannot tell the two apart. Left behind, they are
+            // proven stale and taken over when someone needs them.
+            Ok(_) => Ok(false),
             Err(err) if fenced(&err) == Some(Fence::Moving) => {
-                self.give_back(key, &incarnation, &granted.fresh).await;
                 yield_now().await;
                 Ok(false)
             }
-            Err(err) => {
-                if refused(&err) {
-                    self.give_back(key, &incarnation, &granted.fresh).await;
-                }
-                Err(self.classify::<M>(err, key))
-            }
+            // Another write took a claim over: look again, and the next
+            // claim names the conflict exactly (or the row has the value now).
+            Err(err) if fenced(&err) == Some(Fence::Revoked) => Ok(false),
+            Err(err) => Err(self.classify::<M>(err, key)),
         }
     }
 
@@ -376,12 +380,29 @@ impl<B: Backend> Router<B> {
                     None => return Ok(false),
                 },
             };
-            let (mut deleted, unsettled) = self.delete_at::<M>(shard, key, only_if).await?;
+            let (mut deleted, unsettled) =
+                self.delete_at::<M>(shard, key, only_if, false, None).await?;
             if unsettled && self.hash_placed() {
+                // The home goes last (again, if it went first), with the
+                // tombstone: a copy in flight then lands before it and is
+                // deleted there, or after it and is refused — and a move that
+                // finished meanwhile is deleted at the home, not lost to a
+                // tombstone this delete left before it saw the row.
                 let home = self.home(key);
                 let others = self.previous_homes(key).into_iter().chain(Some(home));
-                for other in others.filter(|&s| s != shard) {
-                    deleted.extend(self.delete_at::<M>(other, key, only_if).await?.0);
+                for other in others.filter(|&s| s != shard || s == home) {
+                    // Only a delete that deleted leaves a tombstone: one left
+                    // by a delete that found nothing (a row whose `only_if`
+                    // value changed) would make the move drop a live row.
+                    let tombstone = !deleted.is_empty();
+                    // Once it deleted a row, it deletes only copies of that
+                    // life: the key inserted again meanwhile (acknowledged,
+                    // a new incarnation) is not this delete's to remove.
+                    let life = deleted
+                        .first()
+                        .map(|(_, incarnation)| incarnation.clone().unwrap_or_default());
+                    let pass = self.delete_at::<M>(other, key, only_if, tombstone, life.as_deref());
+                    deleted.extend(pass.await?.0);
                 }
             }
             if deleted.is_empty() {
@@ -416,17 +437,21 @@ impl<B: Backend> Router<B> {
     }
 
     /// One delete batch on `shard`: the deleted row (`[pk, lookups...]`) and
-    /// its incarnation, and whether the table is unsettled there.
+    /// its incarnation, and whether the table is unsettled there. With
+    /// `tombstone`, a delete at the key's home while unsettled leaves one;
+    /// with `life`, only that incarnation of the row is deleted.
     async fn delete_at<M: Model>(
         &self,
         shard: usize,
         key: &RoutedKey,
         only_if: Option<(&str, &Value)>,
+        tombstone: bool,
+        life: Option<&str>,
     ) -> Result<(Vec<(Vec<Value>, Option<String>)>, bool)> {
-        let at_home = self.hash_placed() && shard == self.home(key);
+        let at_home = tombstone && self.hash_placed() && shard == self.home(key);
         let mut statements = vec![
             sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
-            sql::delete::<M>(&key.value, only_if),
+            sql::delete::<M>(&key.value, only_if, life),
             sql::drop_marks_if_gone::<M>(&key.value),
             sql::unsettled(M::TABLE, self.epoch()),
         ];

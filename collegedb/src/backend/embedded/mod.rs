@@ -159,10 +159,22 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection> {
     // threads at once included).
     conn.busy_timeout(BUSY_TIMEOUT).map_err(io)?;
     // WAL keeps readers and the writer apart; NORMAL is durable across
-    // application crashes, which is what a local backend needs.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
-        .map_err(io)?;
+    // application crashes, which is what a local backend needs. Switching a
+    // fresh file to WAL while another connection does the same can answer
+    // SQLITE_BUSY without consulting the busy handler: wait and retry.
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            other => break other.map_err(io)?,
+        }
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(io)?;
     Ok(conn)
 }
 
