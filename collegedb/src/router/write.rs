@@ -83,12 +83,19 @@ impl<B: Backend> Router<B> {
                     };
                 }
                 Err(err) => {
-                    if refused(&err) || matches!(err, Error::DuplicateKey { .. }) {
+                    let definitive = refused(&err) || matches!(err, Error::DuplicateKey { .. });
+                    // Named before the give-back, which empties the claims it looks at.
+                    let err = if fenced(&err) == Some(Fence::Revoked) {
+                        self.lost_claim::<M>(key, &incarnation, &specs).await
+                    } else {
+                        self.classify::<M>(err, key)
+                    };
+                    if definitive {
                         self.give_back(key, &incarnation, &granted.fresh).await;
                         let keys: Vec<String> = records.into_iter().map(|(k, _)| k).collect();
                         self.directory.forget(&keys).await;
                     }
-                    return Err(self.classify::<M>(err, key));
+                    return Err(err);
                 }
             }
         }
@@ -321,11 +328,15 @@ impl<B: Backend> Router<B> {
         match written {
             Ok(outcomes) if outcomes.get(1).is_some_and(|o| o.changed > 0) => {
                 self.record_shard(found.shard);
+                // The old values' claims stay: a release by owner and
+                // incarnation could remove the claim a concurrent update of
+                // this same row just took for one of them (an email changed
+                // away and back). Left behind, a claim whose row no longer
+                // holds its value is proven stale and taken over when someone
+                // wants the value; only the read path forgets them now.
                 let old_specs = self.lookup_claims::<M>(&found.row, changed)?;
                 let old_keys: Vec<String> = old_specs.into_iter().map(|s| s.key).collect();
-                self.directory
-                    .release(releases(key, &incarnation, &old_keys))
-                    .await;
+                self.directory.forget(&old_keys).await;
                 Ok(true)
             }
             // Nothing is given back when the row was not written: the claims
@@ -506,6 +517,41 @@ impl<B: Backend> Router<B> {
                 (spec.key.clone(), MappingRecord::new(self.name(shard), pk, now))
             })
             .collect()
+    }
+
+    /// The error of an insert whose claim another write took over (after
+    /// proving this insert's row absent): the claim now held by someone
+    /// else names it — the placement means the key, a lookup its value. The
+    /// revocation comes just before the takeover, so it may take a moment
+    /// to show.
+    async fn lost_claim<M: Model>(&self, key: &RoutedKey, incarnation: &str, specs: &[ClaimSpec]) -> Error {
+        let keys: Vec<String> = specs.iter().map(|s| s.key.clone()).collect();
+        let owner = key.owner();
+        let mut lost = None;
+        for _ in 0..ATTEMPTS {
+            let holders = match self.directory.holders(&keys).await {
+                Ok(holders) => holders,
+                Err(err) => return err,
+            };
+            lost = specs.iter().zip(holders).position(|(_, holder)| {
+                holder
+                    .as_ref()
+                    .is_some_and(|h| h.owner != owner || h.incarnation != incarnation)
+            });
+            if lost.is_some() {
+                break;
+            }
+            yield_now().await;
+        }
+        // Unseen: a lookup if the insert claimed any, else its placement.
+        let lost = lost.map(|i| &specs[i]).or_else(|| specs.iter().find(|s| s.lookup.is_some()));
+        match lost.and_then(|spec| spec.lookup) {
+            Some(lookup) => Error::DuplicateAlias {
+                table: M::TABLE,
+                column: lookup.column,
+            },
+            None => duplicate_key::<M>(key),
+        }
     }
 
     /// Gives back the claims this write took itself.
