@@ -273,7 +273,8 @@ impl<B: Backend> Database<B> {
     }
 
     /// Replaces the row with `model`'s primary key. New lookup values are
-    /// claimed before the row changes and old ones released after.
+    /// claimed before the row changes; the old values become free (their
+    /// claims are proven stale and taken over by the next writer that wants them).
     ///
     /// Fails with [`Error::NotFound`] if the row does not exist, and with
     /// [`Error::RowMoving`] if a rebalance kept it frozen for every retry.
