@@ -1,7 +1,8 @@
-//! Alias keys: written before the row, removed after it, consistent through every key.
+//! Alias keys: claimed before the row, consistent through every key.
 
 mod common;
 
+use collegedb::backend::{Claim, ClaimReply, ClaimRequest, Coordinator, Target};
 use collegedb::{Config, MappingStore, Strategy};
 use common::*;
 use example_models::User;
@@ -36,11 +37,8 @@ fn updating_an_alias_moves_it_and_keeps_the_siblings() {
             assert_eq!(User::get(&db, "u-2").await.unwrap(), Some(changed));
             let keys = db.mappings().list("users/email/", None).await.unwrap().keys;
             assert!(keys.contains(&"users/email/new@example.com".to_owned()));
-            assert!(
-                !keys.contains(&"users/email/user2@example.com".to_owned()),
-                "old alias removed"
-            );
-            // The freed value can be taken by another row.
+            // The freed value can be taken by another row: its old claim is
+            // proven stale (the row holds another email now) and taken over.
             User {
                 id: "u-new".into(),
                 email: "user2@example.com".into(),
@@ -146,28 +144,33 @@ fn a_duplicate_primary_key_is_refused_and_leaves_nothing_behind() {
     }
 }
 
+/// A claim held by `owner` for `key`, as a crash or a lost reply leaves one.
+async fn leave_claim(db: &collegedb::Database<collegedb::embedded::Embedded>, key: &str, owner: &str) {
+    let request = ClaimRequest {
+        owner: format!("t:{owner}"),
+        incarnation: "gone".into(),
+        nonce: "gone".into(),
+        target: Target::Shard("shard-1".into()),
+        claims: vec![Claim {
+            key: key.into(),
+            placement: false,
+            replace: None,
+        }],
+    };
+    let reply = db.coordinator().unwrap().claim(&request).await.unwrap();
+    assert!(matches!(reply, ClaimReply::Granted { .. }), "{reply:?}");
+}
+
 #[test]
-fn a_dangling_alias_is_ignored_by_reads_and_does_not_block_inserts() {
+fn a_dangling_claim_is_ignored_by_reads_and_taken_over_by_an_insert() {
     let db = memory_db(3, plain(Strategy::Hash));
     block_on(async {
-        // A crash between writing the alias and writing the row leaves this behind.
-        let dangling = r#"{"shard":"shard-1","pk":"u-ghost","created":0,"updated":0}"#;
-        db.mappings()
-            .put("users/email/ghost@example.com", dangling)
-            .await
-            .unwrap();
+        // A crash between claiming the email and writing the row leaves this behind.
+        leave_claim(&db, "users/email/ghost@example.com", "u-ghost").await;
         assert_eq!(
             User::find_by_email(&db, "ghost@example.com").await.unwrap(),
             None
         );
-        // KV is only a hint: the read does not delete the record either, it
-        // just does not trust it.
-        let left = db
-            .mappings()
-            .get_many(&["users/email/ghost@example.com".into()])
-            .await
-            .unwrap();
-        assert_eq!(left, [Some(dangling.to_owned())]);
         assert_eq!(User::get(&db, "u-ghost").await.unwrap(), None);
 
         let real = User {
@@ -179,23 +182,35 @@ fn a_dangling_alias_is_ignored_by_reads_and_does_not_block_inserts() {
             User::find_by_email(&db, "ghost@example.com").await.unwrap(),
             Some(real)
         );
+        let holder = db
+            .coordinator()
+            .unwrap()
+            .holders(&["users/email/ghost@example.com".into()])
+            .await
+            .unwrap();
+        assert_eq!(holder[0].as_ref().unwrap().owner, "t:u-5");
     });
 }
 
 #[test]
-fn a_stale_alias_left_by_an_interrupted_update_does_not_resolve() {
+fn a_stale_claim_left_by_an_update_does_not_resolve() {
     let db = memory_db(3, plain(Strategy::Hash));
     block_on(async {
         insert_users(&db, 2).await;
-        // An update crashed after the row changed but before the old alias was removed.
-        let stale = r#"{"shard":"shard-0","pk":"u-1","created":0,"updated":0}"#;
-        db.mappings()
-            .put("users/email/old@example.com", stale)
-            .await
-            .unwrap();
+        // u-1 held this email once and has another now.
+        leave_claim(&db, "users/email/old@example.com", "u-1").await;
         assert_eq!(
             User::find_by_email(&db, "old@example.com").await.unwrap(),
             None
+        );
+        let taker = User {
+            email: "old@example.com".into(),
+            ..user(7)
+        };
+        taker.insert(&db).await.unwrap();
+        assert_eq!(
+            User::find_by_email(&db, "old@example.com").await.unwrap(),
+            Some(taker)
         );
     });
 }

@@ -1,10 +1,10 @@
 //! The embedded mapping store and coordinator: one SQLite file.
 //!
-//! The `mappings` table plays KV's part (the read-path cache); the `claims`
-//! table is the authority, each request one `IMMEDIATE` transaction, so
-//! handles on several threads or processes sharing the directory agree. The
-//! file also keeps the shard list, so that reopening a directory restores
-//! the stable shard order.
+//! The `claims` table is the authority, each request one `IMMEDIATE`
+//! transaction, so handles on several threads or processes sharing the
+//! directory agree; it also answers the read path (there is no KV to lag
+//! behind it here). The file also keeps the shard list, so that reopening a
+//! directory restores the stable shard order.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,12 +13,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::claims::{apply, ClaimTable};
 use crate::backend::{ClaimReply, ClaimRequest, Coordinator, Holder, KeyPage, MappingStore, Release};
+use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
+use crate::key::owner_value;
 use crate::platform::now_ms;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shards (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS mappings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, incarnation TEXT NOT NULL, nonce TEXT NOT NULL, shard TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 ";
@@ -107,6 +108,11 @@ impl SqliteMappings {
     }
 }
 
+/// The read path of the embedded backend is its authority: the claims are
+/// local and strongly consistent, so there is nothing for a cache to add.
+/// Reads answer from the claims (as a KV record would: shard and owner);
+/// writes are no-ops, so an insert is one claims transaction and one row
+/// batch.
 impl MappingStore for SqliteMappings {
     fn max_key_len(&self) -> usize {
         // The same limit as KV, so that a key that works here works on Cloudflare.
@@ -116,39 +122,35 @@ impl MappingStore for SqliteMappings {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<String>>> {
         let conn = self.conn();
         let mut statement = conn
-            .prepare_cached("SELECT value FROM mappings WHERE key = ?1")
+            .prepare_cached("SELECT shard, owner FROM claims WHERE key = ?1")
             .map_err(store_error)?;
         keys.iter()
-            .map(|k| {
-                statement
-                    .query_row([k], |r| r.get(0))
+            .map(|key| {
+                let claim = statement
+                    .query_row([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                     .optional()
-                    .map_err(store_error)
+                    .map_err(store_error)?;
+                Ok(claim.map(|(shard, owner)| {
+                    let pk = owner_value(&owner).ok();
+                    MappingRecord::new(&shard, pk.as_ref(), 0).to_json()
+                }))
             })
             .collect()
     }
 
-    async fn put(&self, key: &str, value: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("INSERT OR REPLACE INTO mappings (key, value) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute([key, value]))
-            .map(drop)
-            .map_err(store_error)
+    async fn put(&self, _key: &str, _value: &str) -> Result<()> {
+        Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("DELETE FROM mappings WHERE key = ?1")
-            .and_then(|mut s| s.execute([key]))
-            .map(drop)
-            .map_err(store_error)
+    async fn delete(&self, _key: &str) -> Result<()> {
+        Ok(())
     }
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage> {
         let conn = self.conn();
         let mut statement = conn
             .prepare_cached(
-                "SELECT key FROM mappings WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
+                "SELECT key FROM claims WHERE substr(key, 1, length(?1)) = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
             )
             .map_err(store_error)?;
         let keys: Vec<String> = statement
