@@ -102,7 +102,7 @@ pub(crate) trait ClaimTable {
 }
 
 /// Decides a claim request: every claim is free, already the owner's (same
-/// incarnation), or held by exactly the holder the request replaces;
+/// incarnation and write attempt), or held by exactly the holder the request replaces;
 /// otherwise nothing is written and the first conflict is reported.
 pub(crate) fn apply(table: &mut impl ClaimTable, request: &ClaimRequest) -> Result<ClaimReply> {
     let mut fresh = Vec::with_capacity(request.claims.len());
@@ -110,8 +110,14 @@ pub(crate) fn apply(table: &mut impl ClaimTable, request: &ClaimRequest) -> Resu
     for (index, claim) in request.claims.iter().enumerate() {
         match table.holder(&claim.key)? {
             None => fresh.push(true),
+            // Already this write attempt's. Another attempt of the same row
+            // (a concurrent or failed update) is a holder like any other: it
+            // is taken over only after the router proved it stale and revoked
+            // its attempt — or that attempt could still land unrevoked.
             Some(holder)
-                if holder.owner == request.owner && holder.incarnation == request.incarnation =>
+                if holder.owner == request.owner
+                    && holder.incarnation == request.incarnation
+                    && holder.nonce == request.nonce =>
             {
                 if claim.placement {
                     placed = Some(holder.shard);
@@ -206,6 +212,14 @@ mod tests {
         // Another incarnation of the same key is another owner.
         let other = apply(&mut table, &request("a", "2", &["x"])).unwrap();
         assert!(matches!(other, ClaimReply::Conflict { .. }));
+        // Another write attempt of the same row (a concurrent update) must
+        // take it over, revoking this one, not share it unrevoked.
+        let mut sibling = request("a", "1", &["x"]);
+        sibling.nonce = "another attempt".into();
+        assert!(matches!(
+            apply(&mut table, &sibling).unwrap(),
+            ClaimReply::Conflict { .. }
+        ));
     }
 
     #[test]

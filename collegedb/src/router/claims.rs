@@ -117,7 +117,7 @@ impl<B: Backend> Router<B> {
                         .map(|(spec, _)| spec.key.clone())
                         .collect();
                     return Ok(Granted {
-                        shard: self.shard_index(&shard)?,
+                        shard: self.claimed_shard(&shard)?,
                         fresh,
                     });
                 }
@@ -152,7 +152,7 @@ impl<B: Backend> Router<B> {
     /// write attempt on its shard first, so that the answer stays true.
     async fn holds<M: Model>(&self, spec: &ClaimSpec, holder: &Holder) -> Result<bool> {
         let owner = RoutedKey::new(owner_value(&holder.owner)?);
-        let shard = self.shard_index(&holder.shard)?;
+        let shard = self.claimed_shard(&holder.shard)?;
         let statements = [
             sql::fence(self.epoch(), M::TABLE, &owner.value, sql::Guards::NONE, ""),
             sql::add_mark(M::TABLE, &owner.value, "revoked", &holder.nonce, now_ms()),

@@ -142,7 +142,7 @@ impl<B: Backend> Router<B> {
         }
         let holder = self.directory.holders(&[pk_key.clone()]).await?.pop().flatten();
         if let Some(holder) = holder {
-            let index = self.shard_index(&holder.shard)?;
+            let index = self.claimed_shard(&holder.shard)?;
             if try_shard(index) {
                 if let Some(found) = self.probe::<M>(index, &key.value).await?.found(index) {
                     self.directory.remember(&pk_key, &holder.shard);
@@ -185,7 +185,7 @@ impl<B: Backend> Router<B> {
         else {
             return Ok(None);
         };
-        let index = self.shard_index(&holder.shard)?;
+        let index = self.claimed_shard(&holder.shard)?;
         if !tried[index] {
             if let Some(found) = self.alias_at::<M>(index, lookup, value).await? {
                 self.directory.remember(&alias_key, &holder.shard);

@@ -136,6 +136,16 @@ impl<B: Backend> Router<B> {
             })
     }
 
+    /// The index of a shard the coordinator named (a claim's holder, or a
+    /// placement). Shard lists only grow, so a name this handle does not
+    /// know comes from a newer list: this handle is stale.
+    pub(crate) fn claimed_shard(&self, name: &str) -> Result<usize> {
+        self.shard_index(name).map_err(|_| Error::StaleTopology {
+            shard: name.to_owned(),
+            shards: self.epoch(),
+        })
+    }
+
     /// Whether new keys go to their hash home (no claim for primary keys).
     pub(crate) fn hash_placed(&self) -> bool {
         self.placement.write == Strategy::Hash

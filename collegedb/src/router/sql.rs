@@ -169,7 +169,9 @@ pub(crate) const PROBE_FLAGS: usize = 4;
 /// One row with what routing needs to know about the key on this shard:
 /// `[unsettled, redirect, moving, incarnation, columns...]`. There is always
 /// exactly one result row; the columns are NULL when the row is absent.
-/// Parameters: `?1` key, `?2` table, `?3` epoch.
+/// Parameters: `?1` key, `?2` table, `?3` epoch. The key reaches the join
+/// through the one-row subquery: compared to `?1` directly in the `ON`
+/// clause, SQLite (with STAT4) re-prepared the statement on every call.
 pub(crate) fn probe_key<M: Model>(key: &Value, epoch: usize) -> Statement {
     let table = quoted(M::TABLE);
     let pk = quoted(M::primary_key_column());
@@ -179,7 +181,7 @@ pub(crate) fn probe_key<M: Model>(key: &Value, epoch: usize) -> Statement {
              (SELECT extra FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'redirect'), \
              EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'moving'), \
              (SELECT extra FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'inc'), \
-             {} FROM (SELECT 1) AS _one LEFT JOIN {table} AS _row ON _row.{pk} = ?1",
+             {} FROM (SELECT ?1 AS _key) AS _one LEFT JOIN {table} AS _row ON _row.{pk} = _one._key",
             row_columns::<M>()
         ),
         vec![
