@@ -6,7 +6,7 @@
 #   scripts/build-worker.sh            # build if any input changed since the last build
 #   FORCE=1 scripts/build-worker.sh    # build unconditionally
 #
-# Used by test.sh, by tests/e2e_workerd.rs and as the `[build] command` of the
+# Used by test.sh, by the e2e suites (tests/e2e/harness.rs) and as the `[build] command` of the
 # root wrangler.toml (so `wrangler dev` / `wrangler deploy` build it too).
 # Expects the tools of scripts/cloudflare-tools.sh; set CF_TOOLS_INSTALL=1 to
 # run that script first.
@@ -22,6 +22,15 @@ else
   # shellcheck source=scripts/cloudflare-env.sh
   source scripts/cloudflare-env.sh
 fi
+
+# Size over speed for the Worker (it waits on I/O, and a smaller module starts
+# faster): fat LTO, opt-level "s", one codegen unit. Measured here: 1.32 MB
+# raw / 490 KB gzip with the plain release profile, 0.96 MB / 369 KB with
+# these. Only this build sees them (native builds keep the workspace profile);
+# set any of them in the environment to override.
+export CARGO_PROFILE_RELEASE_LTO="${CARGO_PROFILE_RELEASE_LTO:-fat}"
+export CARGO_PROFILE_RELEASE_OPT_LEVEL="${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}"
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS="${CARGO_PROFILE_RELEASE_CODEGEN_UNITS:-1}"
 
 crate_dir="examples/worker"
 out_dir="$crate_dir/build"
@@ -52,6 +61,7 @@ inputs_digest() {
     worker-build --version
     "$WASM_BINDGEN_BIN" --version
     printf 'NO_MINIFY=%s\n' "${NO_MINIFY-unset}"
+    printf 'profile=%s/%s/%s\n' "$CARGO_PROFILE_RELEASE_LTO" "$CARGO_PROFILE_RELEASE_OPT_LEVEL" "$CARGO_PROFILE_RELEASE_CODEGEN_UNITS"
   } | sha256sum | awk '{print $1}'
 }
 

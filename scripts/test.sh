@@ -5,8 +5,11 @@
 #   2. `cargo test`: the native tests of the default members (root package,
 #      collegedb, collegedb-derive): unit, integration, trybuild UI, doctests;
 #   3. builds the example Worker (scripts/build-worker.sh, worker-build --release);
-#   4. runs the end-to-end suite against it under workerd:
-#      `cargo test --test e2e_workerd -- --include-ignored`.
+#   4. runs the end-to-end suites against it under workerd, each with its own
+#      `wrangler dev` and fresh state: e2e_workerd (the API contract and the
+#      remote calls per operation), e2e_admin (administrative routes and
+#      their token), e2e_concurrency (racing inserts; updates during a
+#      rebalance).
 #
 # Works from any directory, without stdin, with CI=true.
 # Knobs: SKIP_E2E=1 (steps 1, 3 and 4 skipped), SKIP_NATIVE=1 (step 2 skipped).
@@ -40,9 +43,10 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
   bash scripts/build-worker.sh
   echo "worker build: $(elapsed "$t")" >&2
 
-  step "end-to-end tests under workerd (cargo test --test e2e_workerd -- --include-ignored)"
+  step "end-to-end tests under workerd (e2e_workerd, e2e_admin, e2e_concurrency)"
   t=$(date +%s)
-  E2E_SKIP_BUILD=1 cargo test --test e2e_workerd -- --include-ignored --nocapture
+  E2E_SKIP_BUILD=1 cargo test --test e2e_workerd --test e2e_admin --test e2e_concurrency \
+    -- --include-ignored --nocapture
   echo "e2e: $(elapsed "$t")" >&2
 fi
 

@@ -145,7 +145,11 @@ fn a_duplicate_primary_key_is_refused_and_leaves_nothing_behind() {
 }
 
 /// A claim held by `owner` for `key`, as a crash or a lost reply leaves one.
-async fn leave_claim(db: &collegedb::Database<collegedb::embedded::Embedded>, key: &str, owner: &str) {
+async fn leave_claim(
+    db: &collegedb::Database<collegedb::embedded::Embedded>,
+    key: &str,
+    owner: &str,
+) {
     let request = ClaimRequest {
         owner: format!("t:{owner}"),
         incarnation: "gone".into(),

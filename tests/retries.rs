@@ -223,10 +223,10 @@ fn a_key_deleted_and_reinserted_from_a_lagging_handle_keeps_one_placement() {
 fn faulty(script: &Script, every: usize, offset: usize) {
     script.reset();
     script.on(move |event| {
-        if event.index < offset || (event.index - offset) % every != 0 {
+        if event.index < offset || !(event.index - offset).is_multiple_of(every) {
             return None;
         }
-        let phase = if (event.index / every) % 2 == 0 {
+        let phase = if (event.index / every).is_multiple_of(2) {
             Phase::Before
         } else {
             Phase::After

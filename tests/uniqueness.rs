@@ -263,7 +263,7 @@ fn an_email_is_unique_across_shards_and_handles_and_a_losers_clean_up_keeps_the_
                 .collect();
             assert_eq!(
                 holding,
-                [winner_row.clone()],
+                std::slice::from_ref(&winner_row),
                 "exactly one row holds the email"
             );
             assert_eq!(

@@ -205,7 +205,10 @@ mod tests {
             panic!("{reply:?}")
         };
         assert_eq!((index, holder.owner.as_str()), (1, "a"));
-        assert!(!table.claims.contains_key("z"), "a refused request writes nothing");
+        assert!(
+            !table.claims.contains_key("z"),
+            "a refused request writes nothing"
+        );
         // The same owner and incarnation again: already held, not fresh.
         let again = apply(&mut table, &request("a", "1", &["x"])).unwrap();
         assert!(matches!(again, ClaimReply::Granted { fresh, .. } if fresh == [false]));

@@ -120,7 +120,11 @@ impl<T, I: Interceptor> Seen<T, I> {
         &self.inner
     }
 
-    async fn call<R>(&self, call: Call, run: impl std::future::Future<Output = Result<R>>) -> Result<R> {
+    async fn call<R>(
+        &self,
+        call: Call,
+        run: impl std::future::Future<Output = Result<R>>,
+    ) -> Result<R> {
         self.interceptor.before(call).await?;
         let answer = run.await?;
         self.interceptor.after(call).await?;
@@ -151,13 +155,15 @@ impl<M: MappingStore, I: Interceptor> MappingStore for Seen<M, I> {
         self.call(Call::MappingGet, self.inner.get_many(keys)).await
     }
     async fn put(&self, key: &str, value: &str) -> Result<()> {
-        self.call(Call::MappingPut, self.inner.put(key, value)).await
+        self.call(Call::MappingPut, self.inner.put(key, value))
+            .await
     }
     async fn delete(&self, key: &str) -> Result<()> {
         self.call(Call::MappingDelete, self.inner.delete(key)).await
     }
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage> {
-        self.call(Call::MappingList, self.inner.list(prefix, cursor)).await
+        self.call(Call::MappingList, self.inner.list(prefix, cursor))
+            .await
     }
 }
 

@@ -24,10 +24,10 @@ pub(crate) use record::MappingRecord;
 
 use futures::future::join_all;
 
+use crate::backend::intercept::{Intercepted, Interceptor, Seen};
 use crate::backend::{
     Backend, ClaimReply, ClaimRequest, Coordinator, Holder, MappingStore, Release,
 };
-use crate::backend::intercept::{Intercepted, Interceptor, Seen};
 use crate::error::{Error, Result};
 use crate::value::Value;
 
@@ -59,7 +59,10 @@ impl<B: Backend> Directory<B> {
     }
 
     /// The same directory with every mapping-store and coordinator call seen by `interceptor`.
-    pub(crate) fn intercepted<I: Interceptor>(self, interceptor: I) -> Directory<Intercepted<B, I>> {
+    pub(crate) fn intercepted<I: Interceptor>(
+        self,
+        interceptor: I,
+    ) -> Directory<Intercepted<B, I>> {
         Directory {
             store: Seen::new(self.store, interceptor.clone()),
             coordinator: self.coordinator.map(|c| Seen::new(c, interceptor)),

@@ -123,7 +123,9 @@ impl<B: Backend> Router<B> {
                 }
                 ClaimReply::Conflict { index, holder } => {
                     let spec = specs.get(index).ok_or_else(|| {
-                        Error::Coordinator(format!("a conflict names claim #{index}, which was not asked for"))
+                        Error::Coordinator(format!(
+                            "a conflict names claim #{index}, which was not asked for"
+                        ))
                     })?;
                     if self.holds::<M>(spec, &holder).await? {
                         return Err(if holder.owner == request.owner {
@@ -138,7 +140,10 @@ impl<B: Backend> Router<B> {
                             }
                         });
                     }
-                    tracing::debug!(column = spec.lookup.map(|l| l.column), "taking over a stale claim");
+                    tracing::debug!(
+                        column = spec.lookup.map(|l| l.column),
+                        "taking over a stale claim"
+                    );
                     request.claims[index].replace = Some(holder);
                 }
             }

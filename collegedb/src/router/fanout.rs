@@ -116,12 +116,15 @@ impl<B: Backend> Router<B> {
     /// `(rows, frozen rows)` of every shard.
     async fn counts<M: Model>(&self) -> Result<Vec<(u64, u64)>> {
         let statement = sql::count::<M>();
-        let answers = try_join_all((0..self.shards.len()).map(|i| self.query(i, &statement))).await?;
+        let answers =
+            try_join_all((0..self.shards.len()).map(|i| self.query(i, &statement))).await?;
         self.shards
             .iter()
             .zip(answers)
             .map(|(shard, rows)| match rows.first().map(Vec::as_slice) {
-                Some([Value::Integer(rows), Value::Integer(frozen)]) if *rows >= 0 && *frozen >= 0 => {
+                Some([Value::Integer(rows), Value::Integer(frozen)])
+                    if *rows >= 0 && *frozen >= 0 =>
+                {
                     Ok((*rows as u64, *frozen as u64))
                 }
                 other => Err(Error::Shard {

@@ -140,7 +140,12 @@ impl<B: Backend> Router<B> {
                 }
             }
         }
-        let holder = self.directory.holders(&[pk_key.clone()]).await?.pop().flatten();
+        let holder = self
+            .directory
+            .holders(std::slice::from_ref(&pk_key))
+            .await?
+            .pop()
+            .flatten();
         if let Some(holder) = holder {
             let index = self.claimed_shard(&holder.shard)?;
             if try_shard(index) {
@@ -181,7 +186,12 @@ impl<B: Backend> Router<B> {
             }
         }
         // The mapping store lags or lost it: ask the authority.
-        let Some(holder) = self.directory.holders(&[alias_key.clone()]).await?.pop().flatten()
+        let Some(holder) = self
+            .directory
+            .holders(std::slice::from_ref(&alias_key))
+            .await?
+            .pop()
+            .flatten()
         else {
             return Ok(None);
         };

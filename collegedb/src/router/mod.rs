@@ -108,7 +108,12 @@ impl<B: Backend> Router<B> {
     }
 
     /// The span of one operation; `shard` is recorded once known.
-    pub(crate) fn span(&self, op: &'static str, table: &'static str, key: Option<&RoutedKey>) -> Span {
+    pub(crate) fn span(
+        &self,
+        op: &'static str,
+        table: &'static str,
+        key: Option<&RoutedKey>,
+    ) -> Span {
         tracing::debug_span!(
             "collegedb",
             op,
@@ -172,7 +177,11 @@ impl<B: Backend> Router<B> {
 
     /// Runs a batch on shard `index`; a fence refusal of a stale handle becomes
     /// [`Error::StaleTopology`] here, once.
-    pub(crate) async fn batch(&self, index: usize, statements: &[Statement]) -> Result<Vec<Outcome>> {
+    pub(crate) async fn batch(
+        &self,
+        index: usize,
+        statements: &[Statement],
+    ) -> Result<Vec<Outcome>> {
         match self.shards[index].executor.batch(statements).await {
             Err(Error::Constraint {
                 shard,
@@ -185,7 +194,11 @@ impl<B: Backend> Router<B> {
         }
     }
 
-    pub(crate) async fn query(&self, index: usize, statement: &Statement) -> Result<Vec<Vec<Value>>> {
+    pub(crate) async fn query(
+        &self,
+        index: usize,
+        statement: &Statement,
+    ) -> Result<Vec<Vec<Value>>> {
         self.shards[index].executor.query(statement).await
     }
 
@@ -194,7 +207,11 @@ impl<B: Backend> Router<B> {
         let rows = self
             .query(index, &sql::probe_key::<M>(key, self.epoch()))
             .await?;
-        Ok(rows.into_iter().next().map(Probe::parse::<M>).unwrap_or_default())
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(Probe::parse::<M>)
+            .unwrap_or_default())
     }
 
     /// The row of `M` on shard `index` whose lookup `column` is `value`.
@@ -207,7 +224,11 @@ impl<B: Backend> Router<B> {
         let rows = self
             .query(index, &sql::probe_lookup::<M>(column, value))
             .await?;
-        Ok(rows.into_iter().next().map(Probe::parse::<M>).unwrap_or_default())
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(Probe::parse::<M>)
+            .unwrap_or_default())
     }
 }
 
@@ -223,7 +244,7 @@ pub(crate) fn fenced(err: &Error) -> Option<Fence> {
 }
 
 /// The columns of `M` a unique violation names, if it is one on `M`'s table.
-pub(crate) fn unique_columns<'e, M: Model>(err: &'e Error) -> Option<&'e [String]> {
+pub(crate) fn unique_columns<M: Model>(err: &Error) -> Option<&[String]> {
     match err {
         Error::Constraint {
             violation: Violation::Unique { table, columns },

@@ -45,7 +45,13 @@ impl<B: Backend> Router<B> {
         let span = self.span("rebalance", M::TABLE, None);
         async {
             // Fence older handles out everywhere before anything moves.
-            let stamp = [sql::fence(self.epoch(), M::TABLE, &Value::Null, sql::Guards::NONE, "")];
+            let stamp = [sql::fence(
+                self.epoch(),
+                M::TABLE,
+                &Value::Null,
+                sql::Guards::NONE,
+                "",
+            )];
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &stamp))).await?;
 
             let mut report = Rebalanced::default();
@@ -81,7 +87,12 @@ impl<B: Backend> Router<B> {
     }
 
     /// Moves one row from `source` to `home`; `false` if it was gone already.
-    async fn move_row<M: Model>(&self, source: usize, home: usize, key: &RoutedKey) -> Result<bool> {
+    async fn move_row<M: Model>(
+        &self,
+        source: usize,
+        home: usize,
+        key: &RoutedKey,
+    ) -> Result<bool> {
         let fence = || sql::fence(self.epoch(), M::TABLE, &key.value, sql::Guards::NONE, "");
         // 1. Freeze the source copy and read it, in one transaction.
         let freeze = [
@@ -113,7 +124,9 @@ impl<B: Backend> Router<B> {
         let record = MappingRecord::new(self.name(home), Some(&key.value), now_ms());
         let mut records = Vec::new();
         for lookup in M::LOOKUPS {
-            let alias = self.directory.key(M::TABLE, lookup.column, &row[lookup.index])?;
+            let alias = self
+                .directory
+                .key(M::TABLE, lookup.column, &row[lookup.index])?;
             records.push((alias, record.clone()));
         }
         self.directory.publish(&records).await;

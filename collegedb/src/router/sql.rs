@@ -65,7 +65,13 @@ impl Guards {
 }
 
 /// The fence statement that opens every write batch.
-pub(crate) fn fence(epoch: usize, table: &str, key: &Value, guards: Guards, nonce: &str) -> Statement {
+pub(crate) fn fence(
+    epoch: usize,
+    table: &str,
+    key: &Value,
+    guards: Guards,
+    nonce: &str,
+) -> Statement {
     Statement::new(
         "INSERT INTO _collegedb_fence (epoch, tbl, pk, flags, nonce) VALUES (?1, ?2, ?3, ?4, ?5)",
         vec![
@@ -111,7 +117,13 @@ pub(crate) fn settled_epoch(table: &str) -> Statement {
 }
 
 /// Sets one mark, replacing a mark of the same kind for the row.
-pub(crate) fn set_mark(table: &str, key: &Value, kind: &str, extra: &str, now: u64) -> [Statement; 2] {
+pub(crate) fn set_mark(
+    table: &str,
+    key: &Value,
+    kind: &str,
+    extra: &str,
+    now: u64,
+) -> [Statement; 2] {
     [
         clear_marks(table, key, &[kind]),
         Statement::new(
@@ -143,7 +155,11 @@ pub(crate) fn add_mark(table: &str, key: &Value, kind: &str, extra: &str, now: u
 
 /// Removes a row's marks of the given kinds.
 pub(crate) fn clear_marks(table: &str, key: &Value, kinds: &[&str]) -> Statement {
-    let list = kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ");
+    let list = kinds
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Statement::new(
         format!("DELETE FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind IN ({list})"),
         vec![Value::Text(table.to_owned()), key.clone()],
@@ -253,7 +269,10 @@ pub(crate) fn frozen_keys<M: Model>() -> Statement {
 pub(crate) fn keys<M: Model>() -> Statement {
     let table = quoted(M::TABLE);
     let pk = quoted(M::primary_key_column());
-    Statement::new(format!("SELECT {pk} FROM {table} ORDER BY {pk}"), Vec::new())
+    Statement::new(
+        format!("SELECT {pk} FROM {table} ORDER BY {pk}"),
+        Vec::new(),
+    )
 }
 
 /// The row's insert, as the derive wrote it.
@@ -265,8 +284,15 @@ pub(crate) fn insert<M: Model>(row: &[Value]) -> Statement {
 /// Parameters: the row, then the table.
 pub(crate) fn insert_copy<M: Model>(row: &[Value]) -> Statement {
     let table = quoted(M::TABLE);
-    let names = M::COLUMNS.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ");
-    let params = (1..=row.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let names = M::COLUMNS
+        .iter()
+        .map(|c| quoted(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let params = (1..=row.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let table_param = row.len() + 1;
     let key_param = M::PRIMARY_KEY + 1;
     let mut values = row.to_vec();
@@ -288,7 +314,11 @@ pub(crate) fn update_if<M: Model>(row: &[Value], expected: &[Value]) -> Statemen
     let mut params = row.to_vec();
     for (lookup, value) in M::LOOKUPS.iter().zip(expected) {
         params.push(value.clone());
-        sql.push_str(&format!(" AND {} IS ?{}", quoted(lookup.column), params.len()));
+        sql.push_str(&format!(
+            " AND {} IS ?{}",
+            quoted(lookup.column),
+            params.len()
+        ));
     }
     Statement::new(sql, params)
 }
@@ -345,7 +375,12 @@ pub(crate) fn drop_marks_if_gone<M: Model>(key: &Value) -> Statement {
 
 /// After a delete at a home while the table is unsettled: a tombstone, so a
 /// copy still in flight cannot bring the row back. Returns whether it was set.
-pub(crate) fn tombstone_if_unsettled(table: &str, key: &Value, epoch: usize, now: u64) -> Statement {
+pub(crate) fn tombstone_if_unsettled(
+    table: &str,
+    key: &Value,
+    epoch: usize,
+    now: u64,
+) -> Statement {
     Statement::new(
         "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
          SELECT ?1, ?2, 'gone', '', ?4 WHERE COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = ?1), 0) < ?3 \

@@ -46,8 +46,8 @@ impl<B: Backend> Router<B> {
 
     async fn insert_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
         // A new row's incarnation is the nonce of the attempt that writes it.
-        let incarnation = nonce();
-        let mut plan = self.plan::<M>(key).await?;
+        let mut incarnation = nonce();
+        let mut plan = self.plan(key).await?;
         let lookups = self.lookup_claims::<M>(row, |_| true)?;
         for _ in 0..ATTEMPTS {
             let mut specs = Vec::with_capacity(lookups.len() + 1);
@@ -59,7 +59,7 @@ impl<B: Backend> Router<B> {
                 .take_claims::<M>(key, &incarnation, &incarnation, plan.target.clone(), &specs)
                 .await?;
             self.record_shard(granted.shard);
-            let records = self.records::<M>(row, key, granted.shard, &specs);
+            let records = self.records(key, granted.shard, &specs);
             let written = async {
                 if let Some(home) = plan.spilled_from {
                     self.redirect::<M>(home, granted.shard, key).await?;
@@ -82,20 +82,21 @@ impl<B: Backend> Router<B> {
                         guards: plan.guards.without(Guards::REDIRECT),
                     };
                 }
+                Err(err) if fenced(&err) == Some(Fence::Revoked) => {
+                    // Another write proved this attempt's row absent and
+                    // revoked it. Try again as a new attempt: its claims'
+                    // proof says exactly whether a row now holds the key or
+                    // a value (duplicate) or the revoking write gave up.
+                    self.give_back(key, &incarnation, &granted.fresh).await;
+                    incarnation = nonce();
+                }
                 Err(err) => {
-                    let definitive = refused(&err) || matches!(err, Error::DuplicateKey { .. });
-                    // Named before the give-back, which empties the claims it looks at.
-                    let err = if fenced(&err) == Some(Fence::Revoked) {
-                        self.lost_claim::<M>(key, &incarnation, &specs).await
-                    } else {
-                        self.classify::<M>(err, key)
-                    };
-                    if definitive {
+                    if refused(&err) || matches!(err, Error::DuplicateKey { .. }) {
                         self.give_back(key, &incarnation, &granted.fresh).await;
                         let keys: Vec<String> = records.into_iter().map(|(k, _)| k).collect();
                         self.directory.forget(&keys).await;
                     }
-                    return Err(err);
+                    return Err(self.classify::<M>(err, key));
                 }
             }
         }
@@ -105,7 +106,7 @@ impl<B: Backend> Router<B> {
     }
 
     /// Where a new key goes, by the write strategy, among shards under the size limit.
-    async fn plan<M: Model>(&self, key: &RoutedKey) -> Result<Plan> {
+    async fn plan(&self, key: &RoutedKey) -> Result<Plan> {
         let eligible = self.eligible_shards().await?;
         let write = self.placement.write;
         if write == Strategy::Hash {
@@ -170,7 +171,8 @@ impl<B: Backend> Router<B> {
     /// Marks the key's full home with a redirect to `shard`, unless the key
     /// is already there (or, unsettled, at a previous home).
     async fn redirect<M: Model>(&self, home: usize, shard: usize, key: &RoutedKey) -> Result<()> {
-        let [clear, set] = sql::set_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms());
+        let [clear, set] =
+            sql::set_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms());
         let statements = [
             sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
             sql::probe_key::<M>(&key.value, self.epoch()),
@@ -202,7 +204,13 @@ impl<B: Backend> Router<B> {
                 sql::clear_marks(M::TABLE, &key.value, &["gone", "inc", "redirect"]),
                 sql::insert::<M>(row),
             ];
-            statements.extend(sql::set_mark(M::TABLE, &key.value, "inc", incarnation, now_ms()));
+            statements.extend(sql::set_mark(
+                M::TABLE,
+                &key.value,
+                "inc",
+                incarnation,
+                now_ms(),
+            ));
             match self.batch(shard, &statements).await {
                 Err(err) if fenced(&err) == Some(Fence::Unsettled) => {
                     if self.at_previous_home::<M>(key).await? {
@@ -295,8 +303,16 @@ impl<B: Backend> Router<B> {
     /// An update that changes lookup values: claims for the new values, then
     /// the row if its lookups are still the ones seen, then releases of the
     /// old values. `false`: the row changed or moved meanwhile, try again.
-    async fn update_lookups<M: Model>(&self, row: &[Value], key: &RoutedKey, found: &Found) -> Result<bool> {
-        let old: Vec<Value> = M::LOOKUPS.iter().map(|l| found.row[l.index].clone()).collect();
+    async fn update_lookups<M: Model>(
+        &self,
+        row: &[Value],
+        key: &RoutedKey,
+        found: &Found,
+    ) -> Result<bool> {
+        let old: Vec<Value> = M::LOOKUPS
+            .iter()
+            .map(|l| found.row[l.index].clone())
+            .collect();
         let incarnation = found.incarnation.clone().unwrap_or_default();
         let attempt = nonce();
         let changed = |l: &crate::model::Lookup| found.row[l.index] != row[l.index];
@@ -320,7 +336,7 @@ impl<B: Backend> Router<B> {
             ),
             sql::update_if::<M>(row, &old),
         ];
-        let records = self.records::<M>(row, key, found.shard, &specs);
+        let records = self.records(key, found.shard, &specs);
         let (written, ()) = futures::join!(
             self.batch(found.shard, &statements),
             self.directory.publish(&records)
@@ -381,7 +397,11 @@ impl<B: Backend> Router<B> {
     /// then releases its claims. Under hash placement while the table is
     /// unsettled, every copy goes — at the home with a tombstone, so a copy
     /// in flight cannot bring the row back.
-    async fn delete_row<M: Model>(&self, key: &RoutedKey, only_if: Option<(&str, &Value)>) -> Result<bool> {
+    async fn delete_row<M: Model>(
+        &self,
+        key: &RoutedKey,
+        only_if: Option<(&str, &Value)>,
+    ) -> Result<bool> {
         let mut guess = self.write_guess::<M>(key)?;
         for _ in 0..ATTEMPTS {
             let (shard, located) = match guess.take() {
@@ -391,8 +411,9 @@ impl<B: Backend> Router<B> {
                     None => return Ok(false),
                 },
             };
-            let (mut deleted, unsettled) =
-                self.delete_at::<M>(shard, key, only_if, false, None).await?;
+            let (mut deleted, unsettled) = self
+                .delete_at::<M>(shard, key, only_if, false, None)
+                .await?;
             if unsettled && self.hash_placed() {
                 // The home goes last (again, if it went first), with the
                 // tombstone: a copy in flight then lands before it and is
@@ -467,22 +488,34 @@ impl<B: Backend> Router<B> {
             sql::unsettled(M::TABLE, self.epoch()),
         ];
         if at_home {
-            statements.push(sql::tombstone_if_unsettled(M::TABLE, &key.value, self.epoch(), now_ms()));
+            statements.push(sql::tombstone_if_unsettled(
+                M::TABLE,
+                &key.value,
+                self.epoch(),
+                now_ms(),
+            ));
         }
         let mut outcomes = self.batch(shard, &statements).await?.into_iter();
         let _fence = outcomes.next();
         let rows = outcomes.next().map(|o| o.rows).unwrap_or_default();
         let incarnation = outcomes.next().and_then(|o| {
-            o.rows.into_iter().find_map(|mark| match (mark.first(), mark.get(1)) {
-                (Some(Value::Text(kind)), Some(Value::Text(extra))) if kind == "inc" => Some(extra.clone()),
-                _ => None,
-            })
+            o.rows
+                .into_iter()
+                .find_map(|mark| match (mark.first(), mark.get(1)) {
+                    (Some(Value::Text(kind)), Some(Value::Text(extra))) if kind == "inc" => {
+                        Some(extra.clone())
+                    }
+                    _ => None,
+                })
         });
         let unsettled = outcomes
             .next()
             .and_then(|o| o.rows.into_iter().next())
             .is_some_and(|r| matches!(r.first(), Some(Value::Integer(1))));
-        Ok((rows.into_iter().map(|r| (r, incarnation.clone())).collect(), unsettled))
+        Ok((
+            rows.into_iter().map(|r| (r, incarnation.clone())).collect(),
+            unsettled,
+        ))
     }
 
     /// The shard a write tries first without a lookup: the hash home, or the
@@ -501,57 +534,23 @@ impl<B: Backend> Router<B> {
     }
 
     /// The read-path records of a row written on `shard`: each claimed key.
-    fn records<M: Model>(
+    fn records(
         &self,
-        row: &[Value],
         key: &RoutedKey,
         shard: usize,
         specs: &[ClaimSpec],
     ) -> Vec<(String, MappingRecord)> {
         let now = now_ms();
-        let _ = row;
         specs
             .iter()
             .map(|spec| {
                 let pk = spec.lookup.map(|_| &key.value);
-                (spec.key.clone(), MappingRecord::new(self.name(shard), pk, now))
+                (
+                    spec.key.clone(),
+                    MappingRecord::new(self.name(shard), pk, now),
+                )
             })
             .collect()
-    }
-
-    /// The error of an insert whose claim another write took over (after
-    /// proving this insert's row absent): the claim now held by someone
-    /// else names it — the placement means the key, a lookup its value. The
-    /// revocation comes just before the takeover, so it may take a moment
-    /// to show.
-    async fn lost_claim<M: Model>(&self, key: &RoutedKey, incarnation: &str, specs: &[ClaimSpec]) -> Error {
-        let keys: Vec<String> = specs.iter().map(|s| s.key.clone()).collect();
-        let owner = key.owner();
-        let mut lost = None;
-        for _ in 0..ATTEMPTS {
-            let holders = match self.directory.holders(&keys).await {
-                Ok(holders) => holders,
-                Err(err) => return err,
-            };
-            lost = specs.iter().zip(holders).position(|(_, holder)| {
-                holder
-                    .as_ref()
-                    .is_some_and(|h| h.owner != owner || h.incarnation != incarnation)
-            });
-            if lost.is_some() {
-                break;
-            }
-            yield_now().await;
-        }
-        // Unseen: a lookup if the insert claimed any, else its placement.
-        let lost = lost.map(|i| &specs[i]).or_else(|| specs.iter().find(|s| s.lookup.is_some()));
-        match lost.and_then(|spec| spec.lookup) {
-            Some(lookup) => Error::DuplicateAlias {
-                table: M::TABLE,
-                column: lookup.column,
-            },
-            None => duplicate_key::<M>(key),
-        }
     }
 
     /// Gives back the claims this write took itself.
@@ -567,7 +566,10 @@ impl<B: Backend> Router<B> {
             if columns.iter().any(|c| c == M::primary_key_column()) {
                 return duplicate_key::<M>(key);
             }
-            if let Some(lookup) = M::LOOKUPS.iter().find(|l| columns.iter().any(|c| c == l.column)) {
+            if let Some(lookup) = M::LOOKUPS
+                .iter()
+                .find(|l| columns.iter().any(|c| c == l.column))
+            {
                 return Error::DuplicateAlias {
                     table: M::TABLE,
                     column: lookup.column,
@@ -593,7 +595,11 @@ impl<B: Backend> Router<B> {
 }
 
 /// Compare-and-delete releases of `keys` held by `key` in `incarnation`.
-pub(crate) fn releases(key: &RoutedKey, incarnation: &str, keys: &[String]) -> Vec<crate::backend::Release> {
+pub(crate) fn releases(
+    key: &RoutedKey,
+    incarnation: &str,
+    keys: &[String],
+) -> Vec<crate::backend::Release> {
     keys.iter()
         .map(|k| crate::backend::Release {
             key: k.clone(),

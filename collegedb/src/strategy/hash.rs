@@ -32,7 +32,6 @@ pub fn jump(mut hash: u64, buckets: usize) -> usize {
     bucket as usize
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

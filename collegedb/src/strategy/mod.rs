@@ -177,15 +177,9 @@ mod tests {
 
     #[test]
     fn proposals_must_be_candidates() {
-        let ok = decide(
-            &request(StrategyKind::Random, Some("b")),
-            || unreachable!(),
-        );
+        let ok = decide(&request(StrategyKind::Random, Some("b")), || unreachable!());
         assert_eq!(ok.unwrap(), "b");
-        let err = decide(
-            &request(StrategyKind::Random, Some("z")),
-            || unreachable!(),
-        );
+        let err = decide(&request(StrategyKind::Random, Some("z")), || unreachable!());
         assert_eq!(err.unwrap_err().code(), "unknown_shard");
     }
 

@@ -40,7 +40,9 @@ impl From<collegedb::Error> for ApiError {
         let status = match err.code() {
             "integer_out_of_range" | "too_many_parameters" => 400,
             "not_found" => 404,
-            "duplicate_key" | "duplicate_alias" => 409,
+            "duplicate_key" | "duplicate_alias" | "stale_topology" => 409,
+            // Retryable: a rebalance is moving the row.
+            "row_moving" => 503,
             _ => 500,
         };
         ApiError::new(status, err.code(), err.to_string())

@@ -3,17 +3,29 @@
 //!
 //! Bindings (see the repository's `wrangler.toml`): D1 `SHARD_0`, `SHARD_1`,
 //! `SHARD_2`; KV `MAPPINGS`; Durable Object `COORDINATOR` (class
-//! `ShardCoordinator`, SQLite storage).
+//! `ShardCoordinator`, SQLite storage). Secret `ADMIN_TOKEN` (the bearer token
+//! of the administrative routes; without it they answer `403`) and var
+//! `DEPLOYMENT` (`"development"` allows `POST /coordinator/flush`).
 //!
 //! - Users are placed by jump hash of their id: no coordinator call is needed
-//!   to place or find them; the coordinator only keeps the per-shard counts.
-//! - Posts are placed round-robin, through the coordinator (the strongly
-//!   consistent authority for placements that cannot be recomputed).
+//!   to place or find them by id; their emails and usernames are claimed at
+//!   the coordinator (the strongly consistent authority for unique values).
+//! - Posts are placed round-robin, through the coordinator (the authority for
+//!   placements that cannot be recomputed).
+//! - Users can also be reached through a handle that knows only the first two
+//!   shards (`/v2/users/...`): the deployment before `SHARD_2` was appended.
+//!   Rows written there are moved to their three-shard homes by
+//!   `POST /admin/rebalance/users`.
+//!
+//! Every response carries `x-collegedb-calls: shard=N,mappings=N,coordinator=N`:
+//! the remote calls the request made through the database, per service.
 //!
 //! The HTTP API is described in [`routes`]. Everything here is compiled for
 //! `wasm32` only.
 #![cfg(target_arch = "wasm32")]
 
+mod admin;
+mod calls;
 mod http;
 mod models;
 mod routes;
@@ -21,8 +33,7 @@ mod routes;
 use std::sync::LazyLock;
 
 use collegedb::cloudflare::Options;
-use collegedb::directory::MappingCache;
-use collegedb::{Config, Strategy};
+use collegedb::{Config, MappingCache, Strategy};
 use worker::{event, Context, Env, Request, Response};
 
 /// The coordinator Durable Object class. `collegedb` exports it to JavaScript
@@ -31,27 +42,36 @@ pub use collegedb::cloudflare::ShardCoordinator;
 
 /// The D1 bindings, in their stable order (new shards are appended).
 pub(crate) const SHARDS: [&str; 3] = ["SHARD_0", "SHARD_1", "SHARD_2"];
+/// The shard list before `SHARD_2` was appended (the `/v2/users` handle).
+pub(crate) const TWO_SHARDS: [&str; 2] = ["SHARD_0", "SHARD_1"];
 /// The KV namespace of the mappings.
 pub(crate) const MAPPINGS: &str = "MAPPINGS";
 /// The Durable Object namespace of the coordinator.
 pub(crate) const COORDINATOR: &str = "COORDINATOR";
 
-/// One mapping cache for the isolate: mappings learnt by one request serve the next.
+/// One mapping cache for the isolate: mappings learnt by one request serve
+/// the next. Entries are hints (every row they point to is checked), so the
+/// two user handles can share it.
 static CACHE: LazyLock<MappingCache> = LazyLock::new(|| MappingCache::new(10_000));
 
-fn options(strategy: Strategy) -> Options {
+fn options<const N: usize>(shards: [&str; N], strategy: Strategy) -> Options {
     Options::new()
-        .shards(SHARDS)
+        .shards(shards)
         .mappings(MAPPINGS)
         .coordinator(COORDINATOR)
         .config(Config::default().strategy(strategy).cache(CACHE.clone()))
 }
 
-/// Users: hash placement (the coordinator keeps counts only).
-pub(crate) static USERS: LazyLock<Options> = LazyLock::new(|| options(Strategy::Hash));
+/// Users: hash placement over the three shards.
+pub(crate) static USERS: LazyLock<Options> = LazyLock::new(|| options(SHARDS, Strategy::Hash));
+
+/// Users through the two-shard list of the deployment before `SHARD_2`.
+pub(crate) static USERS_TWO_SHARDS: LazyLock<Options> =
+    LazyLock::new(|| options(TWO_SHARDS, Strategy::Hash));
 
 /// Posts: round-robin placement through the coordinator.
-pub(crate) static POSTS: LazyLock<Options> = LazyLock::new(|| options(Strategy::RoundRobin));
+pub(crate) static POSTS: LazyLock<Options> =
+    LazyLock::new(|| options(SHARDS, Strategy::RoundRobin));
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {

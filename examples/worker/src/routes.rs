@@ -2,13 +2,16 @@
 //!
 //! Errors are `status` + `{"error":{"code","message"}}`: `400` for malformed
 //! JSON, fields of the wrong type (`bad_request`), `integer_out_of_range` and
-//! `too_many_parameters`; `404` for a missing row or an unknown path
-//! (`not_found`); `409` for `duplicate_key` and `duplicate_alias`; `500` for
-//! anything else (with the `collegedb::Error::code`).
+//! `too_many_parameters`; `403 forbidden` for an administrative route without
+//! the right token (see [`admin`](crate::admin)); `404` for a missing row or
+//! an unknown path (`not_found`); `409` for `duplicate_key`,
+//! `duplicate_alias` and `stale_topology`; `503 row_moving` for an update of
+//! a row a rebalance kept frozen (retry); `500` for anything else (with the
+//! `collegedb::Error::code`).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /setup` | creates both tables on every shard and registers the shards with the coordinator → `{"ok":true}` (idempotent) |
+//! | `POST /setup` (admin) | creates both tables on every shard and registers the shards with the coordinator → `{"ok":true}` (idempotent; run it again after appending a shard) |
 //! | `POST /users` `{"id","email","username","name","age"?}` | `201` the user |
 //! | `GET /users` | every user, ordered by id |
 //! | `GET /users/count` | `{"count":n}` |
@@ -17,100 +20,120 @@
 //! | `PUT /users/{id}` `{"email","username","name","age"?}` | the updated user, or `404` |
 //! | `DELETE /users/{id}`, `/users/by-email/{email}`, `/users/by-username/{username}` | `{"deleted":true}`, or `404` |
 //! | `GET /users/{id}/shard` | `{"shard":"SHARD_1"}`, or `404` |
+//! | `POST /v2/setup` (admin) | creates the users table on `SHARD_0` and `SHARD_1` only → `{"ok":true}` |
+//! | `/v2/users/...` | every `/users/...` route above, through the two-shard handle |
+//! | `POST /admin/rebalance/users` (admin) | moves users to their homes over the three shards → `{"moved","mapped","at_home"}` |
 //! | `POST /posts` `{"id":<integer>,"author_id","title","tags"?}` | `201` the post |
 //! | `GET /posts`, `GET /posts/count`, `GET /posts/{id}`, `GET /posts/{id}/shard` | as for users |
-//! | `GET /distribution` | `[{"shard":"SHARD_0","users":n,"posts":m},..]` in shard order |
-//! | `GET /stats` | the coordinator's key counts: `[{"shard","count","updated_ms"},..]` in shard order |
+//! | `GET /distribution` | `[{"shard":"SHARD_0","users":n,"posts":m},..]` in shard order (rows stored per shard) |
 //! | `GET /region` | `{"region":"enam"}`: the D1 region closest to the caller |
-//! | `/coordinator/{path}` (any method) | forwarded as is to the coordinator's `/{path}` |
+//! | `GET /coordinator/{path}` | forwarded as is to the coordinator's `GET /{path}` (`/health`, `/shards`) |
+//! | `POST`/`PUT`/`DELETE /coordinator/{path}` (admin) | forwarded as is to the coordinator (`/claim`, `/release`, `/holders`, `/shards`); `/coordinator/flush` also needs `DEPLOYMENT = "development"` |
+//!
+//! # Two shard lists: `/users` and `/v2/users`
+//!
+//! `/users/...` opens users over `SHARD_0, SHARD_1, SHARD_2`; `/v2/users/...`
+//! over `SHARD_0, SHARD_1`, as a deployment did before `SHARD_2` was
+//! appended. Together they replay adding a shard: create the table and
+//! write users through `/v2` (after `POST /v2/setup`), then `POST /setup`
+//! (the three-shard handle creates the table on `SHARD_2`; the table stays
+//! unsettled, so reads still find the users at their two-shard homes), then
+//! `POST /admin/rebalance/users` while `/users` keeps serving reads and
+//! writes. Once the three-shard handle has written to a shard, the two-shard
+//! handle's writes there are refused with `409 stale_topology`.
+//!
+//! # Calls
+//!
+//! Every response carries `x-collegedb-calls: shard=N,mappings=N,coordinator=N`:
+//! the remote calls made through the request's database handles (D1 queries
+//! and batches; KV gets, puts, deletes and lists; coordinator requests).
+//! Requests the route sends to the coordinator itself (`/coordinator/...`,
+//! the shard registration of `/setup`) are not counted.
 //!
 //! Path segments are percent-decoded (`/users/by-email/ada%40example.com`).
 //! The fixed segments win over ids: a user whose id is `count` cannot be read
 //! at `/users/count`.
 
+use collegedb::backend::intercept::Intercepted;
 use collegedb::cloudflare::{
-    closest_region, Cloudflare, DurableCoordinator, DEFAULT_COORDINATOR_NAME,
+    closest_region, Cloudflare, DurableCoordinator, Options, DEFAULT_COORDINATOR_NAME,
 };
 use collegedb::{Database, Value};
 use serde_json::json;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
+use crate::admin::{require_admin, require_development};
+use crate::calls::Calls;
 use crate::http::{self, body, json as reply, ApiError, ApiResult};
 use crate::models::{NewPost, NewUser, Post, User, UserChanges};
-use crate::{COORDINATOR, POSTS, SHARDS, USERS};
+use crate::{COORDINATOR, POSTS, SHARDS, TWO_SHARDS, USERS, USERS_TWO_SHARDS};
 
-/// Answers one request; failures become their JSON error response.
+/// A database handle whose remote calls are counted.
+type Db = Database<Intercepted<Cloudflare, Calls>>;
+
+/// The name of the calls header.
+const CALLS_HEADER: &str = "x-collegedb-calls";
+
+/// Answers one request; failures become their JSON error response. Every
+/// response carries the calls header.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    match route(req, &env).await {
-        Ok(response) => Ok(response),
-        Err(err) => err.into_response(),
+    let calls = Calls::default();
+    let mut response = match route(req, &env, &calls).await {
+        Ok(response) => response,
+        Err(err) => err.into_response()?,
+    };
+    // Best effort: a response whose headers are immutable keeps them.
+    let _ = response.headers_mut().set(CALLS_HEADER, &calls.header());
+    Ok(response)
+}
+
+/// The request's per-request view of the databases.
+struct Handles<'a> {
+    env: &'a Env,
+    calls: &'a Calls,
+}
+
+impl Handles<'_> {
+    fn open(&self, options: &Options) -> Result<Db, ApiError> {
+        Ok(options.open(self.env)?.intercepted(self.calls.clone()))
+    }
+
+    fn users(&self) -> Result<Db, ApiError> {
+        self.open(&USERS)
+    }
+
+    fn posts(&self) -> Result<Db, ApiError> {
+        self.open(&POSTS)
     }
 }
 
-fn users(env: &Env) -> Result<Database<Cloudflare>, ApiError> {
-    Ok(USERS.open(env)?)
-}
-
-fn posts(env: &Env) -> Result<Database<Cloudflare>, ApiError> {
-    Ok(POSTS.open(env)?)
-}
-
-async fn route(mut req: Request, env: &Env) -> ApiResult {
+async fn route(mut req: Request, env: &Env, calls: &Calls) -> ApiResult {
     let url = req.url()?;
     let path = http::segments(url.path())?;
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = req.method();
+    let handles = Handles { env, calls };
     match (method.clone(), segments.as_slice()) {
-        (Method::Post, ["setup"]) => setup(env).await,
-
-        (Method::Post, ["users"]) => {
-            let user: User = body::<NewUser>(&mut req).await?.into();
-            user.insert(&users(env)?).await?;
-            reply(201, &user)
+        (Method::Post, ["setup"]) => {
+            require_admin(&req, env)?;
+            setup(&handles).await
         }
-        (Method::Get, ["users"]) => reply(200, &User::list(&users(env)?).await?),
-        (Method::Get, ["users", "count"]) => {
-            reply(200, &json!({ "count": User::count(&users(env)?).await? }))
+        (Method::Post, ["v2", "setup"]) => {
+            require_admin(&req, env)?;
+            User::create_schema(&handles.open(&USERS_TWO_SHARDS)?).await?;
+            reply(200, &json!({ "ok": true, "shards": TWO_SHARDS }))
         }
-        (Method::Get, ["users", "by-email", email]) => found(
-            User::find_by_email(&users(env)?, email).await?,
-            "user",
-            "email",
-            email,
-        ),
-        (Method::Get, ["users", "by-username", username]) => found(
-            User::find_by_username(&users(env)?, username).await?,
-            "user",
-            "username",
-            username,
-        ),
-        (Method::Delete, ["users", "by-email", email]) => deleted(
-            User::delete_by_email(&users(env)?, email).await?,
-            "user",
-            "email",
-            email,
-        ),
-        (Method::Delete, ["users", "by-username", username]) => deleted(
-            User::delete_by_username(&users(env)?, username).await?,
-            "user",
-            "username",
-            username,
-        ),
-        (Method::Get, ["users", id, "shard"]) => {
-            let db = users(env)?;
-            let shard = db.shard_of::<User>(Value::Text((*id).to_owned())).await?;
-            shard_of(shard, "user", id)
+        (_, ["users", rest @ ..]) => users(&mut req, &handles.users()?, method, rest).await,
+        (_, ["v2", "users", rest @ ..]) => {
+            users(&mut req, &handles.open(&USERS_TWO_SHARDS)?, method, rest).await
         }
-        (Method::Get, ["users", id]) => found(User::get(&users(env)?, id).await?, "user", "id", id),
-        (Method::Put, ["users", id]) => {
-            let user = body::<UserChanges>(&mut req)
-                .await?
-                .into_user((*id).to_owned());
-            user.update(&users(env)?).await?;
-            reply(200, &user)
-        }
-        (Method::Delete, ["users", id]) => {
-            deleted(User::delete(&users(env)?, id).await?, "user", "id", id)
+        (Method::Post, ["admin", "rebalance", "users"]) => {
+            require_admin(&req, env)?;
+            let done = handles.users()?.rebalance::<User>().await?;
+            reply(
+                200,
+                &json!({ "moved": done.moved, "mapped": done.mapped, "at_home": done.at_home }),
+            )
         }
 
         (Method::Post, ["posts"]) => {
@@ -122,33 +145,93 @@ async fn route(mut req: Request, env: &Env) -> ApiResult {
                 title: new.title,
                 tags: new.tags,
             };
-            post.insert(&posts(env)?).await?;
+            post.insert(&handles.posts()?).await?;
             reply(201, &post)
         }
-        (Method::Get, ["posts"]) => reply(200, &Post::list(&posts(env)?).await?),
-        (Method::Get, ["posts", "count"]) => {
-            reply(200, &json!({ "count": Post::count(&posts(env)?).await? }))
-        }
+        (Method::Get, ["posts"]) => reply(200, &Post::list(&handles.posts()?).await?),
+        (Method::Get, ["posts", "count"]) => reply(
+            200,
+            &json!({ "count": Post::count(&handles.posts()?).await? }),
+        ),
         (Method::Get, ["posts", id, "shard"]) => {
             let key = http::integer_id(id)?;
-            let db = posts(env)?;
+            let db = handles.posts()?;
             let shard = db.shard_of::<Post>(Value::Integer(key)).await?;
             shard_of(shard, "post", id)
         }
         (Method::Get, ["posts", id]) => {
             let key = http::integer_id(id)?;
-            found(Post::get(&posts(env)?, key).await?, "post", "id", id)
+            found(Post::get(&handles.posts()?, key).await?, "post", "id", id)
         }
 
-        (Method::Get, ["distribution"]) => distribution(env).await,
-        (Method::Get, ["stats"]) => reply(200, &users(env)?.stats().await?),
+        (Method::Get, ["distribution"]) => distribution(&handles).await,
         (Method::Get, ["region"]) => reply(200, &json!({ "region": closest_region(&req).code() })),
 
-        (_, ["coordinator", ..]) => forward(req, env, &url).await,
+        (Method::Get | Method::Head, ["coordinator", ..]) => forward(req, env, &url).await,
+        (_, ["coordinator", rest @ ..]) => {
+            require_admin(&req, env)?;
+            // However the path is spelt (`/flush/`, `%66lush`), a flush needs development.
+            if rest.contains(&"flush") || url.path().to_ascii_lowercase().contains("flush") {
+                require_development(env)?;
+            }
+            forward(req, env, &url).await
+        }
 
         _ => Err(ApiError::not_found(format!(
             "no route {method} {}",
             url.path()
+        ))),
+    }
+}
+
+/// The `/users/...` routes (`rest` is the path after `users`), on `db`.
+async fn users(req: &mut Request, db: &Db, method: Method, rest: &[&str]) -> ApiResult {
+    match (method.clone(), rest) {
+        (Method::Post, []) => {
+            let user: User = body::<NewUser>(req).await?.into();
+            user.insert(db).await?;
+            reply(201, &user)
+        }
+        (Method::Get, []) => reply(200, &User::list(db).await?),
+        (Method::Get, ["count"]) => reply(200, &json!({ "count": User::count(db).await? })),
+        (Method::Get, ["by-email", email]) => found(
+            User::find_by_email(db, email).await?,
+            "user",
+            "email",
+            email,
+        ),
+        (Method::Get, ["by-username", username]) => found(
+            User::find_by_username(db, username).await?,
+            "user",
+            "username",
+            username,
+        ),
+        (Method::Delete, ["by-email", email]) => deleted(
+            User::delete_by_email(db, email).await?,
+            "user",
+            "email",
+            email,
+        ),
+        (Method::Delete, ["by-username", username]) => deleted(
+            User::delete_by_username(db, username).await?,
+            "user",
+            "username",
+            username,
+        ),
+        (Method::Get, [id, "shard"]) => {
+            let shard = db.shard_of::<User>(Value::Text((*id).to_owned())).await?;
+            shard_of(shard, "user", id)
+        }
+        (Method::Get, [id]) => found(User::get(db, id).await?, "user", "id", id),
+        (Method::Put, [id]) => {
+            let user = body::<UserChanges>(req).await?.into_user((*id).to_owned());
+            user.update(db).await?;
+            reply(200, &user)
+        }
+        (Method::Delete, [id]) => deleted(User::delete(db, id).await?, "user", "id", id),
+        _ => Err(ApiError::not_found(format!(
+            "no route {method} /users/{}",
+            rest.join("/")
         ))),
     }
 }
@@ -176,30 +259,30 @@ fn shard_of(shard: Option<&str>, what: &str, key: &str) -> ApiResult {
 }
 
 /// Creates both tables on every shard, then registers the shards with the coordinator.
-async fn setup(env: &Env) -> ApiResult {
-    let db = users(env)?;
+async fn setup(handles: &Handles<'_>) -> ApiResult {
+    let db = handles.users()?;
     User::create_schema(&db).await?;
     Post::create_schema(&db).await?;
-    if let Some(coordinator) = db.coordinator() {
-        for shard in SHARDS {
-            let body = json!({ "shard": shard }).to_string();
-            let mut response = send(coordinator, Method::Post, "/shards", Some(body)).await?;
-            if !(200..300).contains(&response.status_code()) {
-                let text = response.text().await.unwrap_or_default();
-                return Err(ApiError::new(
-                    500,
-                    "coordinator",
-                    format!("registering {shard} with the coordinator failed: {text}"),
-                ));
-            }
+    let coordinator =
+        DurableCoordinator::from_env(handles.env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
+    for shard in SHARDS {
+        let body = json!({ "shard": shard }).to_string();
+        let mut response = send(&coordinator, Method::Post, "/shards", Some(body)).await?;
+        if !(200..300).contains(&response.status_code()) {
+            let text = response.text().await.unwrap_or_default();
+            return Err(ApiError::new(
+                500,
+                "coordinator",
+                format!("registering {shard} with the coordinator failed: {text}"),
+            ));
         }
     }
     reply(200, &json!({ "ok": true }))
 }
 
 /// `count_per_shard` of both models, side by side in shard order.
-async fn distribution(env: &Env) -> ApiResult {
-    let db = users(env)?;
+async fn distribution(handles: &Handles<'_>) -> ApiResult {
+    let db = handles.users()?;
     let (users, posts) = futures::join!(db.count_per_shard::<User>(), db.count_per_shard::<Post>());
     let (users, posts) = (users?, posts?);
     let rows: Vec<_> = users
@@ -228,7 +311,8 @@ async fn send(
     Ok(coordinator.stub().fetch_with_request(request).await?)
 }
 
-/// `/coordinator/{rest}` → the coordinator's `/{rest}`, same method, query and body; its answer as is.
+/// `/coordinator/{rest}` → the coordinator's `/{rest}`, same method, query and
+/// body; its status and body as they are, in a response of the Worker's own.
 async fn forward(mut req: Request, env: &Env, url: &worker::Url) -> ApiResult {
     let rest = url.path().strip_prefix("/coordinator").unwrap_or("");
     let mut target = if rest.is_empty() {
@@ -246,5 +330,13 @@ async fn forward(mut req: Request, env: &Env, url: &worker::Url) -> ApiResult {
         _ => Some(http::body_text(&mut req).await?),
     };
     let coordinator = DurableCoordinator::from_env(env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
-    send(&coordinator, method, &target, body).await
+    let mut answer = send(&coordinator, method, &target, body).await?;
+    let status = answer.status_code();
+    let content_type = answer.headers().get("content-type").ok().flatten();
+    let text = answer.text().await?;
+    let mut response = Response::ok(text)?.with_status(status);
+    if let Some(content_type) = content_type {
+        response.headers_mut().set("content-type", &content_type)?;
+    }
+    Ok(response)
 }

@@ -111,8 +111,7 @@ impl Coordinator for DurableCoordinator {
     }
 
     async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>> {
-        let holders: Vec<Option<Holder>> =
-            self.call(Method::Post, "/holders", Some(&keys)).await?;
+        let holders: Vec<Option<Holder>> = self.call(Method::Post, "/holders", Some(&keys)).await?;
         if holders.len() != keys.len() {
             return Err(Error::Coordinator(format!(
                 "POST /holders: asked for {} keys, got {} answers",

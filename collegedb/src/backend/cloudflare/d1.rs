@@ -156,8 +156,8 @@ impl D1Shard {
                 .filter(|n| n.is_finite())
                 .map_or(0, |n| n.max(0.0) as u64),
         };
-        let rows = Reflect::get(result, &JsValue::from_str("results"))
-            .map_err(|e| self.js_err(e))?;
+        let rows =
+            Reflect::get(result, &JsValue::from_str("results")).map_err(|e| self.js_err(e))?;
         if rows.is_null_or_undefined() {
             return Ok(Outcome {
                 changed,

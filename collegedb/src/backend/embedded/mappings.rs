@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::backend::claims::{apply, ClaimTable};
-use crate::backend::{ClaimReply, ClaimRequest, Coordinator, Holder, KeyPage, MappingStore, Release};
+use crate::backend::{
+    ClaimReply, ClaimRequest, Coordinator, Holder, KeyPage, MappingStore, Release,
+};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
 use crate::key::owner_value;
@@ -127,7 +129,9 @@ impl MappingStore for SqliteMappings {
         keys.iter()
             .map(|key| {
                 let claim = statement
-                    .query_row([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .query_row([key], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
                     .optional()
                     .map_err(store_error)?;
                 Ok(claim.map(|(shard, owner)| {

@@ -174,7 +174,8 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection> {
             other => break other.map_err(io)?,
         }
     }
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(io)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(io)?;
     Ok(conn)
 }
 

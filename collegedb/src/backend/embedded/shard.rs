@@ -74,7 +74,11 @@ impl SqliteShard {
         drop(rows);
         // `changes()` counts only INSERT/UPDATE/DELETE; a SELECT leaves the
         // previous statement's count, so it is reported as zero.
-        let changed = if prepared.readonly() { 0 } else { conn.changes() };
+        let changed = if prepared.readonly() {
+            0
+        } else {
+            conn.changes()
+        };
         Ok(Outcome { changed, rows: out })
     }
 }
