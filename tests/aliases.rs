@@ -2,8 +2,9 @@
 
 mod common;
 
+use collegedb::backend::MappingStore;
 use collegedb::backend::{Claim, ClaimReply, ClaimRequest, Coordinator, Target};
-use collegedb::{Config, MappingStore, Strategy};
+use collegedb::{Config, Strategy};
 use common::*;
 use example_models::User;
 

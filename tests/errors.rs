@@ -2,8 +2,9 @@
 
 mod common;
 
+use collegedb::backend::{MappingStore, ShardExecutor, Statement};
 use collegedb::embedded::Options;
-use collegedb::{Config, Error, MappingStore, ShardExecutor, Statement, Strategy, Value};
+use collegedb::{Config, Error, Strategy, Value};
 use common::*;
 use example_models::{Post, User};
 

@@ -90,7 +90,8 @@ fn appending_a_shard_relocates_about_one_in_n_plus_one_and_loses_nothing() {
 
 #[test]
 fn an_interrupted_move_is_finished_by_running_the_rebalance_again() {
-    use collegedb::{ShardExecutor, Statement, Value};
+    use collegedb::backend::{ShardExecutor, Statement};
+    use collegedb::Value;
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
         let db = Options::dir(dir.path()).shards(1).open().unwrap();

@@ -6,8 +6,9 @@ mod common;
 use std::rc::Rc;
 
 use collegedb::backend::intercept::Call;
+use collegedb::backend::Coordinator;
 use collegedb::embedded::Options;
-use collegedb::{Config, Coordinator, Database, Result, Strategy};
+use collegedb::{Config, Database, Result, Strategy};
 use common::script::{lost, Phase, Script};
 use common::*;
 use example_models::User;

@@ -2,11 +2,9 @@
 
 mod common;
 
+use collegedb::backend::{MappingStore, ShardExecutor, Statement};
 use collegedb::embedded::Options;
-use collegedb::{
-    Config, MappingStore, Placement, Region, ShardExecutor, ShardLocation, Statement, Strategy,
-    Value,
-};
+use collegedb::{Config, Placement, Region, ShardLocation, Strategy, Value};
 use common::*;
 use example_models::User;
 

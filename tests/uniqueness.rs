@@ -6,10 +6,9 @@ mod common;
 use std::rc::Rc;
 
 use collegedb::backend::intercept::Call;
+use collegedb::backend::{Coordinator, ShardExecutor, Statement};
 use collegedb::embedded::{Embedded, Options};
-use collegedb::{
-    Config, Coordinator, Database, Region, ShardExecutor, ShardLocation, Statement, Strategy,
-};
+use collegedb::{Config, Database, Region, ShardLocation, Strategy};
 use common::script::{Phase, Script};
 use common::*;
 use example_models::User;

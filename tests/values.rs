@@ -4,7 +4,9 @@
 
 mod common;
 
-use collegedb::{Config, Error, ShardExecutor, Sharded, Statement, Strategy, Value};
+use collegedb::{Config, Error, Sharded, Strategy, Value};
+
+use collegedb::backend::{ShardExecutor, Statement};
 use common::script::Script;
 use common::*;
 use example_models::User;

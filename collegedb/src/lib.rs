@@ -57,7 +57,7 @@ mod router;
 mod strategy;
 mod value;
 
-pub use backend::{Backend, Coordinator, MappingStore, ShardExecutor, Statement};
+pub use backend::family::Backend;
 pub use collegedb_derive::Sharded;
 pub use database::{Config, Database, ShardSpec};
 pub use directory::MappingCache;
@@ -67,11 +67,14 @@ pub use router::Rebalanced;
 pub use strategy::{Placement, Region, ShardLocation, Strategy};
 pub use value::{Mismatch, SqlField, Value};
 
+// The backends live beside the traits they implement, and are published here.
 #[cfg(feature = "embedded")]
-pub use backend::embedded;
+#[path = "backend/embedded/mod.rs"]
+pub mod embedded;
 
 #[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
-pub use backend::cloudflare;
+#[path = "backend/cloudflare/mod.rs"]
+pub mod cloudflare;
 
 // Every Rust block of the README compiles and runs as a doctest.
 #[cfg(all(doctest, feature = "embedded"))]

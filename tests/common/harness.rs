@@ -24,10 +24,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use collegedb::backend::intercept::{Call, Intercepted, Interceptor};
+use collegedb::backend::{Coordinator, ShardExecutor, Statement};
 use collegedb::embedded::{Embedded, Options};
-use collegedb::{
-    Config, Coordinator, Database, Error, Model, Result, ShardExecutor, Statement, Strategy, Value,
-};
+use collegedb::{Config, Database, Error, Model, Result, Strategy, Value};
 use example_models::User;
 use futures::future::LocalBoxFuture;
 

@@ -1,24 +1,23 @@
 //! The small traits a backend implements — a SQL executor per shard, a
 //! mapping store (the read-path cache of key → shard), and the coordinator
-//! (the strongly consistent authority for claims) — and the embedded and
-//! Cloudflare backends beside them.
+//! (the strongly consistent authority for claims) — grouped by
+//! [`Backend`]. The embedded and Cloudflare backends live
+//! beside them (`backend/embedded/`, `backend/cloudflare/`) and are
+//! published as `collegedb::embedded` and `collegedb::cloudflare`.
 //!
 //! Futures returned by these traits are not required to be `Send`: Workers
 //! futures are not, and generic code over them must not ask for it.
 #![allow(async_fn_in_trait)] // deliberately no `Send` bound; see above.
 
 pub(crate) mod claims;
+pub(crate) mod family;
 pub mod intercept;
 mod violation;
 
-#[cfg(feature = "embedded")]
-pub mod embedded;
-
-#[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
-pub mod cloudflare;
-
 pub use claims::{Claim, ClaimReply, ClaimRequest, Holder, Release, Target};
 pub use violation::{Fence, Violation};
+// One public path: `collegedb::Backend`, where `Database<B: Backend>` names it.
+pub(crate) use family::Backend;
 // The coordinator's half of placement: what a router asks it to decide.
 pub use crate::strategy::{AllocationRequest, StrategyKind};
 
@@ -120,14 +119,4 @@ pub trait Coordinator {
     async fn release(&self, releases: &[Release]) -> Result<()>;
     /// The current holders of `keys`, in order.
     async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>>;
-}
-
-/// A family of backends: which executor, mapping store and coordinator go together.
-pub trait Backend {
-    /// Runs SQL on one shard.
-    type Shard: ShardExecutor;
-    /// Caches key → shard mappings for reads.
-    type Mappings: MappingStore;
-    /// Holds claims.
-    type Coordinator: Coordinator;
 }
