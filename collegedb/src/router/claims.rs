@@ -163,12 +163,8 @@ impl<B: Backend> Router<B> {
             sql::add_mark(M::TABLE, &owner.value, "revoked", &holder.nonce, now_ms()),
             sql::probe_key::<M>(&owner.value, self.epoch()),
         ];
-        let mut outcomes = self.batch(shard, &statements).await?;
-        let probe = outcomes
-            .pop()
-            .and_then(|o| o.rows.into_iter().next())
-            .map(Probe::parse::<M>)
-            .unwrap_or_default();
+        let outcomes = self.batch(shard, &statements).await?;
+        let probe = Probe::in_batch::<M>(outcomes, 2);
         let found = match probe.row {
             Some(row) => Some(Found {
                 shard,

@@ -58,6 +58,20 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
+    /// The probe in the first of `rows` (none: an empty probe).
+    pub(crate) fn first<M: Model>(rows: Vec<Vec<Value>>) -> Probe {
+        rows.into_iter()
+            .next()
+            .map(Probe::parse::<M>)
+            .unwrap_or_default()
+    }
+
+    /// The probe that statement `index` of a batch returned.
+    pub(crate) fn in_batch<M: Model>(outcomes: Vec<Outcome>, index: usize) -> Probe {
+        let rows = outcomes.into_iter().nth(index).map(|o| o.rows);
+        Probe::first::<M>(rows.unwrap_or_default())
+    }
+
     /// Reads a probe row (`[unsettled, redirect, moving, incarnation, columns...]`).
     fn parse<M: Model>(mut values: Vec<Value>) -> Probe {
         let row = values.split_off(sql::PROBE_FLAGS.min(values.len()));
@@ -207,11 +221,7 @@ impl<B: Backend> Router<B> {
         let rows = self
             .query(index, &sql::probe_key::<M>(key, self.epoch()))
             .await?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(Probe::parse::<M>)
-            .unwrap_or_default())
+        Ok(Probe::first::<M>(rows))
     }
 
     /// The row of `M` on shard `index` whose lookup `column` is `value`.
@@ -224,11 +234,7 @@ impl<B: Backend> Router<B> {
         let rows = self
             .query(index, &sql::probe_lookup::<M>(column, value))
             .await?;
-        Ok(rows
-            .into_iter()
-            .next()
-            .map(Probe::parse::<M>)
-            .unwrap_or_default())
+        Ok(Probe::first::<M>(rows))
     }
 }
 

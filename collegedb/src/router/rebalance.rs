@@ -12,8 +12,7 @@
 use futures::future::try_join_all;
 use tracing::Instrument;
 
-use super::write::first_probe;
-use super::{sql, Router};
+use super::{sql, Probe, Router};
 use crate::backend::{Backend, Statement};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
@@ -101,7 +100,7 @@ impl<B: Backend> Router<B> {
             sql::probe_key::<M>(&key.value, self.epoch()),
         ];
         let frozen = self.batch(source, &freeze).await?;
-        let probe = first_probe::<M>(frozen.into_iter().nth(2).map(|o| o.rows));
+        let probe = Probe::in_batch::<M>(frozen, 2);
         let Some(row) = probe.row else {
             let thaw = [sql::clear_marks(M::TABLE, &key.value, &["moving"])];
             self.batch(source, &thaw).await?;

@@ -226,43 +226,42 @@ pub(crate) fn probe_lookup<M: Model>(column: &str, value: &Value) -> Statement {
     )
 }
 
-/// Every row of a shard in primary-key order, as `[moving, columns...]`.
-pub(crate) fn scan<M: Model>() -> Statement {
+/// A statement over `M`'s table, given its quoted name and primary key,
+/// with the table's name bound as `?1` for the marks.
+fn over_table<M: Model>(sql: impl FnOnce(&str, &str) -> String) -> Statement {
     let table = quoted(M::TABLE);
     let pk = quoted(M::primary_key_column());
-    Statement::new(
+    Statement::new(sql(&table, &pk), vec![Value::Text(M::TABLE.to_owned())])
+}
+
+/// Every row of a shard in primary-key order, as `[moving, columns...]`.
+pub(crate) fn scan<M: Model>() -> Statement {
+    over_table::<M>(|table, pk| {
         format!(
             "SELECT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?1 AND pk = _row.{pk} AND kind = 'moving'), \
              {} FROM {table} AS _row ORDER BY _row.{pk}",
             row_columns::<M>()
-        ),
-        vec![Value::Text(M::TABLE.to_owned())],
-    )
+        )
+    })
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
 pub(crate) fn count<M: Model>() -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
+    over_table::<M>(|table, pk| {
         format!(
             "SELECT (SELECT COUNT(*) FROM {table}), \
              (SELECT COUNT(*) FROM _collegedb_marks WHERE tbl = ?1 AND kind = 'moving' AND pk IN (SELECT {pk} FROM {table}))"
-        ),
-        vec![Value::Text(M::TABLE.to_owned())],
-    )
+        )
+    })
 }
 
 /// The primary keys of a shard's frozen rows.
 pub(crate) fn frozen_keys<M: Model>() -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
+    over_table::<M>(|table, pk| {
         format!(
             "SELECT pk FROM _collegedb_marks WHERE tbl = ?1 AND kind = 'moving' AND pk IN (SELECT {pk} FROM {table})"
-        ),
-        vec![Value::Text(M::TABLE.to_owned())],
-    )
+        )
+    })
 }
 
 /// Every primary key of a shard.

@@ -180,7 +180,7 @@ impl<B: Backend> Router<B> {
             set,
         ];
         let outcomes = self.batch(home, &statements).await?;
-        let probe = first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows));
+        let probe = Probe::in_batch::<M>(outcomes, 1);
         if probe.row.is_some() || (probe.unsettled && self.at_previous_home::<M>(key).await?) {
             return Err(duplicate_key::<M>(key));
         }
@@ -231,10 +231,7 @@ impl<B: Backend> Router<B> {
                 sql::probe_key::<M>(&key.value, self.epoch()),
             ];
             let outcomes = self.batch(previous, &statements).await?;
-            if first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows))
-                .row
-                .is_some()
-            {
+            if Probe::in_batch::<M>(outcomes, 1).row.is_some() {
                 return Ok(true);
             }
         }
@@ -281,7 +278,7 @@ impl<B: Backend> Router<B> {
                 self.record_shard(shard);
                 return Ok(());
             }
-            let probe = first_probe::<M>(outcomes.into_iter().nth(1).map(|o| o.rows));
+            let probe = Probe::in_batch::<M>(outcomes, 1);
             let Some(old) = probe.row else {
                 continue; // not here (any more): locate it
             };
@@ -607,13 +604,6 @@ pub(crate) fn releases(
             incarnation: incarnation.to_owned(),
         })
         .collect()
-}
-
-/// The probe in a batch's outcome rows.
-pub(crate) fn first_probe<M: Model>(rows: Option<Vec<Vec<Value>>>) -> Probe {
-    rows.and_then(|rows| rows.into_iter().next())
-        .map(Probe::parse::<M>)
-        .unwrap_or_default()
 }
 
 fn not_found<M: Model>(key: &RoutedKey) -> Error {
