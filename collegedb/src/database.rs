@@ -1,42 +1,13 @@
 //! The database handle: the public face of the router.
 
 use crate::backend::intercept::{Intercepted, Interceptor, Seen};
-use crate::backend::Backend;
+use crate::backend::{Backend, ShardSpec};
 use crate::directory::{Directory, KeyCodec, MappingCache};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::router::{Rebalanced, Router};
-use crate::strategy::{Placement, ShardLocation, Strategy};
+use crate::strategy::{Placement, Strategy};
 use crate::value::Value;
-
-/// One shard: its stable name, its executor and, for location placement, where it is.
-pub struct ShardSpec<S> {
-    /// The shard's name, as claims and mappings record it.
-    pub name: String,
-    /// Runs SQL on it.
-    pub executor: S,
-    /// Where it lives, for [`Strategy::Location`].
-    pub location: Option<ShardLocation>,
-}
-
-impl<S> ShardSpec<S> {
-    /// A shard with no location.
-    pub fn new(name: impl Into<String>, executor: S) -> Self {
-        ShardSpec {
-            name: name.into(),
-            executor,
-            location: None,
-        }
-    }
-
-    /// The same shard, located.
-    pub fn located(self, location: ShardLocation) -> Self {
-        ShardSpec {
-            location: Some(location),
-            ..self
-        }
-    }
-}
 
 /// How a database places and finds keys.
 ///

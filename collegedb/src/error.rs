@@ -148,7 +148,7 @@ pub enum Error {
         /// The shard.
         shard: String,
         /// The constraint.
-        violation: crate::backend::Violation,
+        violation: crate::violation::Violation,
     },
 
     /// This handle's shard list is older than one a shard has already seen

@@ -56,10 +56,11 @@ mod platform;
 mod router;
 mod strategy;
 mod value;
+mod violation;
 
-pub use backend::family::Backend;
+pub use backend::family::{Backend, ShardSpec};
 pub use collegedb_derive::Sharded;
-pub use database::{Config, Database, ShardSpec};
+pub use database::{Config, Database};
 pub use directory::MappingCache;
 pub use error::{Error, Result};
 pub use model::Model;
@@ -67,14 +68,11 @@ pub use router::Rebalanced;
 pub use strategy::{Placement, Region, ShardLocation, Strategy};
 pub use value::{Mismatch, SqlField, Value};
 
-// The backends live beside the traits they implement, and are published here.
-#[cfg(feature = "embedded")]
-#[path = "backend/embedded/mod.rs"]
-pub mod embedded;
-
+// The backends, beside the traits they implement (`backend/`).
 #[cfg(all(feature = "cloudflare", target_arch = "wasm32"))]
-#[path = "backend/cloudflare/mod.rs"]
 pub mod cloudflare;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 
 // Every Rust block of the README compiles and runs as a doctest.
 #[cfg(all(doctest, feature = "embedded"))]

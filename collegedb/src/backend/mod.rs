@@ -1,9 +1,8 @@
 //! The small traits a backend implements — a SQL executor per shard, a
 //! mapping store (the read-path cache of key → shard), and the coordinator
 //! (the strongly consistent authority for claims) — grouped by
-//! [`Backend`]. The embedded and Cloudflare backends live
-//! beside them (`backend/embedded/`, `backend/cloudflare/`) and are
-//! published as `collegedb::embedded` and `collegedb::cloudflare`.
+//! [`Backend`]. The embedded and Cloudflare backends live beside this
+//! folder (`embedded/`, `cloudflare/`), importing these traits.
 //!
 //! Futures returned by these traits are not required to be `Send`: Workers
 //! futures are not, and generic code over them must not ask for it.
@@ -12,12 +11,11 @@
 pub(crate) mod claims;
 pub(crate) mod family;
 pub mod intercept;
-mod violation;
 
+pub use crate::violation::{Fence, Violation};
 pub use claims::{Claim, ClaimReply, ClaimRequest, Holder, Release, Target};
-pub use violation::{Fence, Violation};
 // One public path: `collegedb::Backend`, where `Database<B: Backend>` names it.
-pub(crate) use family::Backend;
+pub(crate) use family::{Backend, ShardSpec};
 // The coordinator's half of placement: what a router asks it to decide.
 pub use crate::strategy::{AllocationRequest, StrategyKind};
 

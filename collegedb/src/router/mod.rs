@@ -22,8 +22,7 @@ pub use rebalance::Rebalanced;
 
 use tracing::Span;
 
-use crate::backend::{Backend, Fence, Outcome, ShardExecutor, Statement, Violation};
-use crate::database::ShardSpec;
+use crate::backend::{Backend, Fence, Outcome, ShardExecutor, ShardSpec, Statement, Violation};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;

@@ -1,5 +1,6 @@
-//! The embedded backend: one SQLite file per shard in a directory, and a
-//! SQLite file for mappings, placements and counters. Real SQLite (bundled
+//! The embedded backend: one SQLite file per shard in a directory, and
+//! `mappings.sqlite` for the claims (the authority), the round-robin counter
+//! and the stable shard list. Real SQLite (bundled
 //! with rusqlite), so local runs and tests exercise the same SQL as D1.
 //!
 //! ```
@@ -29,7 +30,8 @@ pub use mappings::SqliteMappings;
 pub use shard::SqliteShard;
 
 use crate::backend::Backend;
-use crate::database::{Config, Database, ShardSpec};
+use crate::backend::ShardSpec;
+use crate::database::{Config, Database};
 use crate::error::{Error, Result};
 use crate::strategy::ShardLocation;
 

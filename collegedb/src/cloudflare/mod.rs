@@ -85,7 +85,8 @@ use wasm_bindgen::JsCast;
 use worker::Env;
 
 use crate::backend::Backend;
-use crate::database::{Config, Database, ShardSpec};
+use crate::backend::ShardSpec;
+use crate::database::{Config, Database};
 use crate::error::{Error, Result};
 use crate::strategy::ShardLocation;
 
