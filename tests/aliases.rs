@@ -4,13 +4,9 @@ mod common;
 
 use collegedb::backend::MappingStore;
 use collegedb::backend::{Claim, ClaimReply, ClaimRequest, Coordinator, Target};
-use collegedb::{Config, Strategy};
+use collegedb::Strategy;
 use common::*;
 use example_models::User;
-
-fn plain(strategy: Strategy) -> Config {
-    Config::default().strategy(strategy).plain_text_keys()
-}
 
 #[test]
 fn updating_an_alias_moves_it_and_keeps_the_siblings() {

@@ -47,20 +47,6 @@ impl Interceptor for Slow {
     }
 }
 
-async fn yield_once() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await
-}
-
 fn renamed(i: usize, round: usize) -> String {
     format!("User {i} after round {round}")
 }
@@ -117,13 +103,7 @@ async fn verify(
     let count = User::count(db).await.unwrap();
     assert_eq!(list.len(), USERS, "{context}: list");
     assert_eq!(count, USERS as u64, "{context}: count");
-    let stored: u64 = db
-        .count_per_shard::<User>()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, n)| n)
-        .sum();
+    let stored = rows_stored(db).await;
     if settled {
         assert_eq!(stored, USERS as u64, "{context}: copies stored");
     } else {
@@ -152,24 +132,7 @@ async fn verify(
             row.name,
             allowed
         );
-        assert_eq!(
-            User::get(db, &id).await.unwrap().as_ref(),
-            Some(row),
-            "{context}: get {id}"
-        );
-        assert_eq!(
-            User::find_by_email(db, &row.email).await.unwrap().as_ref(),
-            Some(row),
-            "{context}: {id} by email"
-        );
-        assert_eq!(
-            User::find_by_username(db, &row.username)
-                .await
-                .unwrap()
-                .as_ref(),
-            Some(row),
-            "{context}: {id} by username"
-        );
+        assert_found(db, row, context).await;
         names.push(row.name.clone());
     }
     names

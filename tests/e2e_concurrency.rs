@@ -35,9 +35,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::harness::{
-    bearer, expect, expect_body, expect_error, random_token, Client, Resp, Runner, Setup, Worker,
-};
+use e2e::harness::{bearer, expect, expect_body, expect_error, Client, Resp, Runner, Worker};
 use e2e::users::{Key, User, Users};
 use serde_json::{json, Value};
 
@@ -597,15 +595,7 @@ fn races(s: &mut Runner<Suite>) {
 #[test]
 #[ignore = "needs workerd: run scripts/test.sh"]
 fn concurrent_writes_under_workerd() {
-    let token = random_token();
-    let mut worker = Worker::start(
-        "e2e_concurrency",
-        "concurrency",
-        &Setup {
-            admin_token: Some(token.clone()),
-            development: true,
-        },
-    );
+    let (mut worker, token) = Worker::start_development("e2e_concurrency", "concurrency");
     let mut runner = Runner::new(
         "e2e_concurrency",
         Suite {
@@ -623,10 +613,5 @@ fn concurrent_writes_under_workerd() {
     }));
     worker.stop();
     let latency = runner.state.c.latency_table();
-    runner.finish(
-        outcome,
-        &latency,
-        &[("concurrency", worker.build, worker.startup)],
-        &[&worker.log_path],
-    );
+    runner.finish_with(outcome, &latency, "concurrency", &worker);
 }

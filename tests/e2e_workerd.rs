@@ -33,8 +33,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use e2e::harness::{
-    bearer, expect, expect_body, expect_calls, expect_error, random_token, show, Client, Resp,
-    Runner, Setup, Worker, SHARDS,
+    bearer, expect, expect_body, expect_calls, expect_error, show, Client, Resp, Runner, Worker,
+    SHARDS,
 };
 use e2e::users::{Key, User, Users};
 use serde_json::{json, Value};
@@ -1122,15 +1122,7 @@ fn verify_d1_files(s: &mut Suite, state: &Path) -> Result<(), String> {
 #[test]
 #[ignore = "needs workerd: run scripts/test.sh"]
 fn example_worker_under_workerd() {
-    let token = random_token();
-    let mut worker = Worker::start(
-        "e2e_workerd",
-        "api",
-        &Setup {
-            admin_token: Some(token.clone()),
-            development: true,
-        },
-    );
+    let (mut worker, token) = Worker::start_development("e2e_workerd", "api");
     let mut runner = Runner::new(
         "e2e_workerd",
         Suite {
@@ -1159,10 +1151,5 @@ fn example_worker_under_workerd() {
     }
     eprintln!("{costs}");
     let latency = runner.state.c.latency_table();
-    runner.finish(
-        outcome,
-        &latency,
-        &[("api", worker.build, worker.startup)],
-        &[&worker.log_path],
-    );
+    runner.finish_with(outcome, &latency, "api", &worker);
 }

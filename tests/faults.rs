@@ -136,17 +136,6 @@ fn sweep(case: Case) -> usize {
     cases
 }
 
-fn name(strategy: Strategy) -> &'static str {
-    match strategy {
-        Strategy::Hash => "hash",
-        _ => "round-robin",
-    }
-}
-
-fn row(id: &str, tag: &str) -> User {
-    person(id, &format!("{id}{tag}@x"), &format!("{id}{tag}"), tag)
-}
-
 /// Whether `user` is stored exactly as given (read through a fresh handle).
 fn stored_as(cluster: &Cluster, user: &User) -> bool {
     let db = cluster.plain();
@@ -160,15 +149,42 @@ fn gone(cluster: &Cluster, id: &str) -> bool {
 
 /// The rows every case starts with besides its target.
 fn bystanders() -> Vec<User> {
-    vec![row("by-1", ""), row("by-2", "")]
+    vec![tagged("by-1", ""), tagged("by-2", "")]
+}
+
+/// What a checker must find to begin with: each of `rows`, as given.
+fn expect_rows<'a>(rows: impl IntoIterator<Item = &'a User>) -> Expect {
+    let mut expect = Expect::new();
+    for r in rows {
+        expect.row(r);
+    }
+    expect
+}
+
+/// The retry answers `if_applied` when the first attempt's effect is
+/// visible, and succeeds when it is not.
+fn retry_answer(applied: bool, if_applied: Answer) -> Answer {
+    if applied {
+        if_applied
+    } else {
+        Answer::Done
+    }
+}
+
+/// Row `id` with new aliases (tag `v2`) and a new name.
+fn realiased(id: &str) -> User {
+    User {
+        name: "renamed".into(),
+        ..tagged(id, "v2")
+    }
 }
 
 fn insert_case(strategy: Strategy) -> Case {
-    let target = row("t-1", "");
+    let target = tagged("t-1", "");
     let check_target = target.clone();
     let applied_target = target.clone();
     Case {
-        label: format!("insert, {}", name(strategy)),
+        label: format!("insert, {}", strategy_name(strategy)),
         rig: Rig::new(strategy, 0),
         rows: bystanders(),
         refusals: &[],
@@ -182,20 +198,13 @@ fn insert_case(strategy: Strategy) -> Case {
             if first == Answer::Done {
                 assert!(applied, "an acknowledged insert is stored");
             }
-            let want = if applied {
-                Answer::Failed("duplicate_key")
-            } else {
-                Answer::Done
-            };
+            let want = retry_answer(applied, Answer::Failed("duplicate_key"));
             assert_eq!(
                 retry, want,
                 "retry of the insert (first {first:?}, applied {applied})"
             );
-            let mut expect = Expect::new();
+            let mut expect = expect_rows(&bystanders());
             expect.row(&check_target);
-            for b in bystanders() {
-                expect.row(&b);
-            }
             expect
         }),
         applied: Box::new(move |cluster| stored_as(cluster, &applied_target)),
@@ -213,12 +222,9 @@ fn an_insert_survives_a_fault_at_every_call_round_robin() {
 }
 
 fn update_case(strategy: Strategy, aliases: bool) -> Case {
-    let old = row("t-1", "");
+    let old = tagged("t-1", "");
     let new = if aliases {
-        User {
-            name: "renamed".into(),
-            ..row("t-1", "v2")
-        }
+        realiased("t-1")
     } else {
         with_name(&old, "renamed")
     };
@@ -231,7 +237,7 @@ fn update_case(strategy: Strategy, aliases: bool) -> Case {
             } else {
                 "name only"
             },
-            name(strategy)
+            strategy_name(strategy)
         ),
         rig: Rig::new(strategy, 0),
         rows: [bystanders(), vec![old.clone()]].concat(),
@@ -245,11 +251,8 @@ fn update_case(strategy: Strategy, aliases: bool) -> Case {
                 assert!(applied, "an acknowledged update is stored");
             }
             assert_eq!(retry, Answer::Done, "a retried update succeeds");
-            let mut expect = Expect::new();
+            let mut expect = expect_rows(&bystanders());
             expect.row(&check_new).mention(&check_old);
-            for b in bystanders() {
-                expect.row(&b);
-            }
             expect
         }),
         applied: Box::new(move |cluster| stored_as(cluster, &applied_new)),
@@ -271,13 +274,13 @@ fn an_update_of_both_aliases_survives_a_fault_at_every_call() {
 }
 
 fn delete_case(strategy: Strategy, by_email: bool) -> Case {
-    let old = row("t-1", "");
+    let old = tagged("t-1", "");
     let (run_old, check_old) = (old.clone(), old.clone());
     Case {
         label: format!(
             "delete{}, {}",
             if by_email { " by email" } else { "" },
-            name(strategy)
+            strategy_name(strategy)
         ),
         rig: Rig::new(strategy, 0),
         rows: [bystanders(), vec![old.clone()]].concat(),
@@ -297,20 +300,13 @@ fn delete_case(strategy: Strategy, by_email: bool) -> Case {
                 assert!(applied, "an acknowledged delete is not undone");
             }
             assert_ne!(first, Answer::Nothing, "the row was there");
-            let want = if applied {
-                Answer::Nothing
-            } else {
-                Answer::Done
-            };
+            let want = retry_answer(applied, Answer::Nothing);
             assert_eq!(
                 retry, want,
                 "retry of the delete (first {first:?}, applied {applied})"
             );
-            let mut expect = Expect::new();
+            let mut expect = expect_rows(&bystanders());
             expect.gone(&check_old.id).mention(&check_old);
-            for b in bystanders() {
-                expect.row(&b);
-            }
             expect
         }),
         applied: Box::new(|cluster| gone(cluster, "t-1")),
@@ -335,30 +331,12 @@ fn a_delete_by_email_survives_a_fault_at_every_call() {
 // After a shard is appended (hash placement)
 // ---------------------------------------------------------------------------
 
-/// `n` keys, the first `moving` of which change home when a third shard is
-/// appended to two.
-fn keys(prefix: &str, n: usize, moving: usize) -> Vec<String> {
-    let (mut movers, mut stayers) = (Vec::new(), Vec::new());
-    for j in 0.. {
-        let id = format!("{prefix}-{j}");
-        if home(2, &id) != home(3, &id) {
-            if movers.len() < moving {
-                movers.push(id);
-            }
-        } else if stayers.len() < n - moving {
-            stayers.push(id);
-        }
-        if movers.len() == moving && stayers.len() == n - moving {
-            break;
-        }
-    }
-    movers.extend(stayers);
-    movers
-}
-
 #[test]
 fn a_rebalance_of_several_rows_survives_a_fault_at_every_call() {
-    let rows: Vec<User> = keys("m", 5, 3).iter().map(|id| row(id, "")).collect();
+    let rows: Vec<User> = moving_keys("m", 5, 3)
+        .iter()
+        .map(|id| tagged(id, ""))
+        .collect();
     let (setup_rows, check_rows) = (rows.clone(), rows.clone());
     sweep(Case {
         label: "rebalance of 5 rows (3 moving)".into(),
@@ -375,11 +353,7 @@ fn a_rebalance_of_several_rows_survives_a_fault_at_every_call() {
         }),
         judge: Box::new(move |_, _, retry| {
             assert_eq!(retry, Answer::Done, "a re-run rebalance finishes");
-            let mut expect = Expect::new();
-            for r in &check_rows {
-                expect.row(r);
-            }
-            expect
+            expect_rows(&check_rows)
         }),
         applied: Box::new(|cluster| {
             let db = cluster.plain();
@@ -391,14 +365,14 @@ fn a_rebalance_of_several_rows_survives_a_fault_at_every_call() {
 
 /// Writes while the table is unsettled: of a row still at its previous home.
 fn unsettled_case(what: &'static str) -> Case {
-    let rows: Vec<User> = keys("w", 3, 2).iter().map(|id| row(id, "")).collect();
+    let rows: Vec<User> = moving_keys("w", 3, 2)
+        .iter()
+        .map(|id| tagged(id, ""))
+        .collect();
     let target = rows[0].clone();
-    let changed = User {
-        name: "renamed".into(),
-        ..row(&target.id, "v2")
-    };
-    let fresh = row(&keys("f", 1, 1)[0], "");
-    let duplicate = row(&target.id, "dup");
+    let changed = realiased(&target.id);
+    let fresh = tagged(&moving_keys("f", 1, 1)[0], "");
+    let duplicate = tagged(&target.id, "dup");
     let (setup_rows, check_rows) = (rows.clone(), rows.clone());
     let (run_target, run_changed, run_fresh, run_duplicate) = (
         target.clone(),
@@ -435,10 +409,7 @@ fn unsettled_case(what: &'static str) -> Case {
             })
         }),
         judge: Box::new(move |first, applied, retry| {
-            let mut expect = Expect::new();
-            for r in &check_rows[1..] {
-                expect.row(r);
-            }
+            let mut expect = expect_rows(&check_rows[1..]);
             expect.mention(&check_rows[0]);
             match what {
                 "update" => {
@@ -446,20 +417,12 @@ fn unsettled_case(what: &'static str) -> Case {
                     expect.row(&changed).mention(&target);
                 }
                 "delete" => {
-                    let want = if applied {
-                        Answer::Nothing
-                    } else {
-                        Answer::Done
-                    };
+                    let want = retry_answer(applied, Answer::Nothing);
                     assert_eq!(retry, want, "retry of the delete (first {first:?})");
                     expect.gone(&target.id);
                 }
                 "insert" => {
-                    let want = if applied {
-                        Answer::Failed("duplicate_key")
-                    } else {
-                        Answer::Done
-                    };
+                    let want = retry_answer(applied, Answer::Failed("duplicate_key"));
                     assert_eq!(retry, want, "retry of the insert (first {first:?})");
                     expect.row(&check_rows[0]).row(&fresh);
                 }
@@ -504,13 +467,10 @@ fn writes_while_the_table_is_unsettled_survive_a_fault_at_every_call() {
 fn each_write_makes_the_documented_backend_calls() {
     use collegedb::backend::intercept::Call::{self, *};
     let rig = Rig::new(HASH, 0);
-    let old = row("t-1", "");
-    let new = row("t-2", "");
+    let old = tagged("t-1", "");
+    let new = tagged("t-2", "");
     let renamed = with_name(&old, "renamed");
-    let realiased = User {
-        name: "renamed".into(),
-        ..row("t-1", "v2")
-    };
+    let realiased = realiased("t-1");
     type Costed<'c> = (&'c str, Box<Operation>, &'c [(Call, usize)]);
     let cases: Vec<Costed> = vec![
         (

@@ -90,6 +90,17 @@ impl Scene {
     }
 }
 
+/// A fresh one-moving scene, its target, a handle on it that the script
+/// drives, and a plain handle (another client, with its own cache).
+async fn race() -> (Scene, User, Script, Db, Rc<Database<Embedded>>) {
+    let scene = Scene::one_moving().await;
+    let script = Script::new();
+    let scripted = scene.handle(&script);
+    let other = Rc::new(scene.plain());
+    let target = scene.target();
+    (scene, target, script, scripted, other)
+}
+
 fn open(dir: &std::path::Path, shards: usize) -> Database<Embedded> {
     Options::dir(dir)
         .shards(shards)
@@ -110,40 +121,14 @@ async fn verify<B: collegedb::Backend>(db: &Database<B>, rows: &[User], context:
         "{context}: count"
     );
     for u in &rows {
-        assert_eq!(
-            User::get(db, &u.id).await.unwrap().as_ref(),
-            Some(u),
-            "{context}: get {}",
-            u.id
-        );
-        assert_eq!(
-            User::find_by_email(db, &u.email).await.unwrap().as_ref(),
-            Some(u),
-            "{context}: email of {}",
-            u.id
-        );
-        assert_eq!(
-            User::find_by_username(db, &u.username)
-                .await
-                .unwrap()
-                .as_ref(),
-            Some(u),
-            "{context}: username of {}",
-            u.id
-        );
+        assert_found(db, u, context).await;
     }
 }
 
 /// After everything settled: the per-shard counts add up to `count`.
 async fn verify_settled<B: collegedb::Backend>(db: &Database<B>, rows: &[User], context: &str) {
     verify(db, rows, context).await;
-    let per_shard: u64 = db
-        .count_per_shard::<User>()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, n)| n)
-        .sum();
+    let per_shard = rows_stored(db).await;
     assert_eq!(per_shard, rows.len() as u64, "{context}: rows stored");
 }
 
@@ -197,6 +182,36 @@ fn updates(u: &User, k: usize) -> [User; 2] {
     ]
 }
 
+/// Has `mover` rebalance at call `k` (`phase`) of `script`'s handle.
+fn rebalance_at(script: &Script, k: usize, phase: Phase, mover: &Rc<Database<Embedded>>) {
+    let m = Rc::clone(mover);
+    script.at(k, phase, move || async move {
+        m.rebalance::<User>().await.map(drop)
+    });
+}
+
+/// After an update racing a rebalance, and a rebalance that settles the
+/// table: the update is applied, or refused as `row_moving` and absent.
+async fn verify_update_answer(scene: &Scene, change: &User, answer: Result<()>, context: &str) {
+    let fresh = scene.plain();
+    match answer {
+        Ok(()) => verify_settled(&fresh, &replaced(scene, change), context).await,
+        Err(e) => {
+            assert_eq!(e.code(), "row_moving", "{context}: {e}");
+            verify_settled(&fresh, &scene.users, context).await;
+        }
+    }
+}
+
+/// How many backend calls a delete of the moving row of a fresh scene makes.
+fn calls_of_delete() -> usize {
+    calls_of(|db, scene| {
+        Box::pin(async move {
+            assert!(User::delete(db, &scene.target().id).await.unwrap());
+        })
+    })
+}
+
 // defect 4
 #[test]
 fn an_update_racing_a_rebalance_is_not_lost_when_the_rebalance_runs_inside_it() {
@@ -211,28 +226,13 @@ fn an_update_racing_a_rebalance_is_not_lost_when_the_rebalance_runs_inside_it() 
         for phase in PHASES {
             for which in 0..2 {
                 block_on(async {
-                    let scene = Scene::one_moving().await;
-                    let script = Script::new();
-                    let db = scene.handle(&script);
-                    let other = Rc::new(scene.plain());
-                    let mover = Rc::clone(&other);
-                    script.at(k, phase, move || async move {
-                        mover.rebalance::<User>().await.map(drop)
-                    });
+                    let (scene, _, script, db, other) = race().await;
+                    rebalance_at(&script, k, phase, &other);
                     let change = updates(&scene.target(), k)[which].clone();
                     let context = format!("rebalance at {phase:?} call {k}, update {which}");
                     let answer = change.update(&db).await;
                     other.rebalance::<User>().await.unwrap();
-                    let fresh = scene.plain();
-                    match answer {
-                        Ok(()) => {
-                            verify_settled(&fresh, &replaced(&scene, &change), &context).await
-                        }
-                        Err(e) => {
-                            assert_eq!(e.code(), "row_moving", "{context}: {e}");
-                            verify_settled(&fresh, &scene.users, &context).await;
-                        }
-                    }
+                    verify_update_answer(&scene, &change, answer, &context).await;
                     tried += 1;
                 });
             }
@@ -258,10 +258,7 @@ fn an_update_racing_a_rebalance_is_not_lost_when_it_runs_inside_the_rebalance() 
         for phase in PHASES {
             for which in 0..2 {
                 block_on(async {
-                    let scene = Scene::one_moving().await;
-                    let script = Script::new();
-                    let mover = scene.handle(&script);
-                    let writer = Rc::new(scene.plain());
+                    let (scene, _, script, mover, writer) = race().await;
                     let change = updates(&scene.target(), k)[which].clone();
                     let answer = Rc::new(std::cell::RefCell::new(None));
                     let (w, c, a) = (Rc::clone(&writer), change.clone(), Rc::clone(&answer));
@@ -273,16 +270,7 @@ fn an_update_racing_a_rebalance_is_not_lost_when_it_runs_inside_the_rebalance() 
                         format!("update at {phase:?} call {k} of the rebalance, update {which}");
                     mover.rebalance::<User>().await.unwrap();
                     let answer = answer.borrow_mut().take().expect("the update ran");
-                    let fresh = scene.plain();
-                    match answer {
-                        Ok(()) => {
-                            verify_settled(&fresh, &replaced(&scene, &change), &context).await
-                        }
-                        Err(e) => {
-                            assert_eq!(e.code(), "row_moving", "{context}: {e}");
-                            verify_settled(&fresh, &scene.users, &context).await;
-                        }
-                    }
+                    verify_update_answer(&scene, &change, answer, &context).await;
                 });
             }
         }
@@ -297,11 +285,7 @@ fn a_delete_that_returned_true_stays_deleted_after_the_rebalance() {
     for k in 0..calls {
         for phase in PHASES {
             block_on(async {
-                let scene = Scene::one_moving().await;
-                let target = scene.target();
-                let script = Script::new();
-                let mover = scene.handle(&script);
-                let deleter = Rc::new(scene.plain());
+                let (scene, target, script, mover, deleter) = race().await;
                 let answer = Rc::new(std::cell::Cell::new(None));
                 let (d, id, a) = (Rc::clone(&deleter), target.id.clone(), Rc::clone(&answer));
                 script.at(k, phase, move || async move {
@@ -324,23 +308,12 @@ fn a_delete_that_returned_true_stays_deleted_after_the_rebalance() {
         }
     }
     // ...and the rebalance inside the delete, at each of its calls.
-    let calls = calls_of(|db, scene| {
-        Box::pin(async move {
-            assert!(User::delete(db, &scene.target().id).await.unwrap());
-        })
-    });
+    let calls = calls_of_delete();
     for k in 0..calls {
         for phase in PHASES {
             block_on(async {
-                let scene = Scene::one_moving().await;
-                let target = scene.target();
-                let script = Script::new();
-                let db = scene.handle(&script);
-                let mover = Rc::new(scene.plain());
-                let m = Rc::clone(&mover);
-                script.at(k, phase, move || async move {
-                    m.rebalance::<User>().await.map(drop)
-                });
+                let (scene, target, script, db, mover) = race().await;
+                rebalance_at(&script, k, phase, &mover);
                 let context = format!("rebalance at {phase:?} call {k} of the delete");
                 assert!(User::delete(&db, &target.id).await.unwrap(), "{context}");
                 mover.rebalance::<User>().await.unwrap();
@@ -562,15 +535,8 @@ fn get_never_misses_a_row_while_a_rebalance_moves_it() {
         for k in 0..calls {
             for phase in PHASES {
                 block_on(async {
-                    let scene = Scene::one_moving().await;
-                    let target = scene.target();
-                    let script = Script::new();
-                    let db = scene.handle(&script);
-                    let mover = Rc::new(scene.plain());
-                    let m = Rc::clone(&mover);
-                    script.at(k, phase, move || async move {
-                        m.rebalance::<User>().await.map(drop)
-                    });
+                    let (_scene, target, script, db, mover) = race().await;
+                    rebalance_at(&script, k, phase, &mover);
                     let found = if by_email {
                         User::find_by_email(&db, &target.email).await.unwrap()
                     } else {
@@ -612,13 +578,7 @@ fn count_and_list_show_each_row_once_during_and_after_an_interrupted_move() {
                 script.clear();
                 let db = scene.plain();
                 verify(&db, &scene.users, &context).await;
-                let stored: u64 = db
-                    .count_per_shard::<User>()
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|(_, n)| n)
-                    .sum();
+                let stored = rows_stored(&db).await;
                 assert!(
                     stored == 3 || stored == 4,
                     "{context}: {stored} copies stored"
@@ -650,24 +610,16 @@ fn count_and_list_show_each_row_once_during_and_after_an_interrupted_move() {
 // defect 4
 #[test]
 fn a_delete_while_unsettled_never_removes_the_key_inserted_again_meanwhile() {
-    let calls = calls_of(|db, scene| {
-        Box::pin(async move {
-            assert!(User::delete(db, &scene.target().id).await.unwrap());
-        })
-    });
+    let calls = calls_of_delete();
     let mut reinserted = 0;
     for k in 0..calls {
         for phase in PHASES {
             block_on(async {
-                let scene = Scene::one_moving().await;
-                let target = scene.target();
+                let (scene, target, script, db, other) = race().await;
                 let again = User {
                     name: "inserted again".into(),
                     ..target.clone()
                 };
-                let script = Script::new();
-                let db = scene.handle(&script);
-                let other = Rc::new(scene.plain());
                 let answer = Rc::new(std::cell::RefCell::new(None));
                 let (o, row, a) = (Rc::clone(&other), again.clone(), Rc::clone(&answer));
                 script.at(k, phase, move || async move {

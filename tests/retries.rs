@@ -8,24 +8,11 @@ use std::rc::Rc;
 use collegedb::backend::intercept::Call;
 use collegedb::backend::Coordinator;
 use collegedb::embedded::Options;
-use collegedb::{Config, Database, Result, Strategy};
+use collegedb::{Result, Strategy};
 use common::script::{lost, Phase, Script};
 use common::*;
 use example_models::User;
 use futures::future::LocalBoxFuture;
-
-fn plain(strategy: Strategy) -> Config {
-    Config::default().strategy(strategy).plain_text_keys()
-}
-
-async fn stored<B: collegedb::Backend>(db: &Database<B>) -> u64 {
-    db.count_per_shard::<User>()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, n)| n)
-        .sum()
-}
 
 /// Fails `call`'s `nth` call after it acted: its reply is lost.
 fn lose_reply(script: &Script, call: Call, nth: usize) {
@@ -69,10 +56,10 @@ fn a_retried_insert_whose_reply_was_lost_does_not_land_on_a_second_shard() {
                 2,
                 "{strategy:?}: one row each"
             );
-            assert_eq!(stored(&db).await, 2, "{strategy:?}: stored once");
+            assert_eq!(rows_stored(&db).await, 2, "{strategy:?}: stored once");
             // The next key still goes where the strategy says, and only there.
             user(2).insert(&db).await.unwrap();
-            assert_eq!(stored(&db).await, 3, "{strategy:?}");
+            assert_eq!(rows_stored(&db).await, 3, "{strategy:?}");
         });
     }
 }
@@ -124,7 +111,7 @@ fn a_committed_insert_retried_answers_duplicate_key_not_duplicate_alias() {
             }
             let n = User::count(&db).await.unwrap();
             assert_eq!(n, 2 + calls.len() as u64, "{strategy:?}");
-            assert_eq!(stored(&db).await, n, "{strategy:?}");
+            assert_eq!(rows_stored(&db).await, n, "{strategy:?}");
         });
     }
 }
@@ -195,7 +182,7 @@ fn a_key_deleted_and_reinserted_from_a_lagging_handle_keeps_one_placement() {
                 assert_eq!(err.code(), "duplicate_key", "{context}: {err}");
             }
             assert_eq!(User::count(&fresh).await.unwrap(), 1, "{context}");
-            assert_eq!(stored(&fresh).await, 1, "{context}: one placement");
+            assert_eq!(rows_stored(&fresh).await, 1, "{context}: one placement");
             // The placement claim names the shard the row is on.
             let holder = fresh
                 .coordinator()
@@ -298,7 +285,11 @@ fn per_shard_counts_add_up_to_count_after_faults() {
                 let list = User::list(&fresh).await.unwrap();
                 let count = User::count(&fresh).await.unwrap();
                 assert_eq!(count, list.len() as u64, "{context}");
-                assert_eq!(stored(&fresh).await, count, "{context}: per-shard counts");
+                assert_eq!(
+                    rows_stored(&fresh).await,
+                    count,
+                    "{context}: per-shard counts"
+                );
                 let mut ids: Vec<&str> = list.iter().map(|u| u.id.as_str()).collect();
                 ids.dedup();
                 assert_eq!(ids.len(), list.len(), "{context}: a key listed twice");
@@ -319,7 +310,11 @@ fn per_shard_counts_add_up_to_count_after_faults() {
                     let err = u.insert(&fresh).await.unwrap_err();
                     assert_eq!(err.code(), "duplicate_key", "{context}: {err}");
                 }
-                assert_eq!(stored(&fresh).await, count, "{context}: after the retries");
+                assert_eq!(
+                    rows_stored(&fresh).await,
+                    count,
+                    "{context}: after the retries"
+                );
             });
         }
     }

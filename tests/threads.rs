@@ -108,13 +108,7 @@ fn race(dir: &Path, strategy: Strategy, shards: usize, races: usize) -> usize {
         let list = User::list(&db).await.unwrap();
         let count = User::count(&db).await.unwrap();
         assert_eq!(count as usize, list.len(), "{strategy:?}");
-        let stored: u64 = db
-            .count_per_shard::<User>()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, n)| n)
-            .sum();
+        let stored = rows_stored(&db).await;
         assert_eq!(stored, count, "{strategy:?}: a row stored twice");
         let ids: BTreeSet<&str> = list.iter().map(|u| u.id.as_str()).collect();
         let emails: BTreeSet<&str> = list.iter().map(|u| u.email.as_str()).collect();

@@ -140,37 +140,14 @@ impl Hook {
 /// The error a failed call of `call`'s service reports: a failure, not a
 /// refusal (a lost reply is not a constraint).
 pub fn injected(call: Call, what: &str) -> Error {
-    let message = format!("injected fault: {what} ({call:?})");
-    match call.service() {
-        "shard" => Error::Shard {
-            shard: "injected".into(),
-            message,
-        },
-        "mappings" => Error::MappingStore(message),
-        _ => Error::Coordinator(message),
-    }
-}
-
-/// Lets other tasks run once.
-async fn yield_once() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
+    super::service_error(call, format!("injected fault: {what} ({call:?})"))
 }
 
 impl Interceptor for Hook {
     async fn before(&self, call: Call) -> Result<()> {
         let state = &self.0;
         if state.yields {
-            yield_once().await;
+            super::yield_once().await;
         }
         // Numbered when it runs: the call, its `after` and the next call's
         // `before` follow each other within one poll (the embedded backend
@@ -412,6 +389,40 @@ pub fn with_name(u: &User, name: &str) -> User {
         name: name.into(),
         ..u.clone()
     }
+}
+
+/// The user `id` whose email and username are `id` followed by `tag`, named `tag`.
+pub fn tagged(id: &str, tag: &str) -> User {
+    person(id, &format!("{id}{tag}@x"), &format!("{id}{tag}"), tag)
+}
+
+/// How a sweep's label names a placement.
+pub fn strategy_name(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Hash => "hash",
+        _ => "round-robin",
+    }
+}
+
+/// `n` keys `{prefix}-{j}`, the first `moving` of which change home when a
+/// third shard is appended to two.
+pub fn moving_keys(prefix: &str, n: usize, moving: usize) -> Vec<String> {
+    let (mut movers, mut stayers) = (Vec::new(), Vec::new());
+    for j in 0.. {
+        let id = format!("{prefix}-{j}");
+        if home(2, &id) != home(3, &id) {
+            if movers.len() < moving {
+                movers.push(id);
+            }
+        } else if stayers.len() < n - moving {
+            stayers.push(id);
+        }
+        if movers.len() == moving && stayers.len() == n - moving {
+            break;
+        }
+    }
+    movers.extend(stayers);
+    movers
 }
 
 // ---------------------------------------------------------------------------
@@ -672,26 +683,8 @@ async fn check_with(
     }
 
     // Reads through the router.
-    for (id, copy) in &rows {
-        let user = &copy.user;
-        assert_eq!(
-            User::get(db, id).await.unwrap().as_ref(),
-            Some(user),
-            "{context}: `{id}` by primary key"
-        );
-        assert_eq!(
-            User::find_by_email(db, &user.email).await.unwrap().as_ref(),
-            Some(user),
-            "{context}: `{id}` by email"
-        );
-        assert_eq!(
-            User::find_by_username(db, &user.username)
-                .await
-                .unwrap()
-                .as_ref(),
-            Some(user),
-            "{context}: `{id}` by username"
-        );
+    for copy in rows.values() {
+        super::assert_found(db, &copy.user, context).await;
     }
     for (id, states) in &expect.states {
         if !rows.contains_key(id) {

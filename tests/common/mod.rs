@@ -49,13 +49,52 @@ pub async fn insert_users(db: &Database<Embedded>, n: usize) {
 }
 
 /// Rows of `User` per shard, in shard order.
-pub async fn distribution(db: &Database<Embedded>) -> Vec<u64> {
+pub async fn distribution<B: collegedb::Backend>(db: &Database<B>) -> Vec<u64> {
     db.count_per_shard::<User>()
         .await
         .unwrap()
         .into_iter()
         .map(|(_, n)| n)
         .collect()
+}
+
+/// Copies of `User` rows stored over all shards (a row on two shards counts twice).
+pub async fn rows_stored<B: collegedb::Backend>(db: &Database<B>) -> u64 {
+    distribution(db).await.iter().sum()
+}
+
+/// A config with `strategy` and plain-text keys.
+pub fn plain(strategy: collegedb::Strategy) -> Config {
+    Config::default().strategy(strategy).plain_text_keys()
+}
+
+/// Lets other tasks run once.
+pub async fn yield_once() {
+    let mut polled = false;
+    futures::future::poll_fn(move |cx| {
+        if std::mem::replace(&mut polled, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// The error a failed call of `call`'s service reports: a service failure,
+/// not a refusal.
+pub fn service_error(
+    call: collegedb::backend::intercept::Call,
+    message: String,
+) -> collegedb::Error {
+    match call.service() {
+        "shard" => collegedb::Error::Shard {
+            shard: "injected".into(),
+            message,
+        },
+        "mappings" => collegedb::Error::MappingStore(message),
+        _ => collegedb::Error::Coordinator(message),
+    }
 }
 
 /// Asserts that user `i` is found by primary key and by username.
@@ -69,6 +108,30 @@ pub async fn assert_resolves(db: &Database<Embedded>, i: usize) {
             .await
             .unwrap(),
         Some(user(i))
+    );
+}
+
+/// Asserts that `user` is what a get by its primary key and the finds by
+/// its email and by its username return.
+pub async fn assert_found<B: collegedb::Backend>(db: &Database<B>, user: &User, context: &str) {
+    let id = &user.id;
+    assert_eq!(
+        User::get(db, id).await.unwrap().as_ref(),
+        Some(user),
+        "{context}: get {id}"
+    );
+    assert_eq!(
+        User::find_by_email(db, &user.email).await.unwrap().as_ref(),
+        Some(user),
+        "{context}: {id} by email"
+    );
+    assert_eq!(
+        User::find_by_username(db, &user.username)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(user),
+        "{context}: {id} by username"
     );
 }
 

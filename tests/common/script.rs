@@ -198,13 +198,5 @@ impl Interceptor for Script {
 
 /// The error an injected failure reports: a service failure, not a refusal.
 pub fn lost(call: Call) -> Error {
-    let message = format!("injected: the reply of {call:?} was lost");
-    match call.service() {
-        "shard" => Error::Shard {
-            shard: "injected".into(),
-            message,
-        },
-        "mappings" => Error::MappingStore(message),
-        _ => Error::Coordinator(message),
-    }
+    super::service_error(call, format!("injected: the reply of {call:?} was lost"))
 }

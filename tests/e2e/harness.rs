@@ -481,6 +481,17 @@ impl Worker {
     pub fn stop(&mut self) {
         self.group.stop();
     }
+
+    /// Starts a development Worker (see [`Worker::start`]) with a fresh
+    /// admin token; returns it and the token.
+    pub fn start_development(suite: &str, name: &str) -> (Worker, String) {
+        let token = random_token();
+        let setup = Setup {
+            admin_token: Some(token.clone()),
+            development: true,
+        };
+        (Worker::start(suite, name, &setup), token)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -767,6 +778,18 @@ impl<S> Runner<S> {
 
     /// Prints the checks, the latency table and the timings; fails the test
     /// (with the tail of `logs`) if a check failed or `outcome` is a panic.
+    /// [`Runner::finish`] for a run against the one Worker `name`.
+    pub fn finish_with(
+        self,
+        outcome: std::thread::Result<()>,
+        latency: &str,
+        name: &str,
+        worker: &Worker,
+    ) {
+        let workers = [(name, worker.build, worker.startup)];
+        self.finish(outcome, latency, &workers, &[&worker.log_path]);
+    }
+
     pub fn finish(
         self,
         outcome: std::thread::Result<()>,
