@@ -11,9 +11,11 @@
 pub(crate) mod claims;
 pub(crate) mod family;
 pub mod intercept;
+mod partitioned;
 
 pub use crate::violation::{Fence, Violation};
 pub use claims::{Claim, ClaimReply, ClaimRequest, Holder, Release, Target};
+pub use partitioned::Partitioned;
 // One public path: `collegedb::Backend`, where `Database<B: Backend>` names it.
 pub(crate) use family::{Backend, ShardSpec};
 // The coordinator's half of placement: what a router asks it to decide.
