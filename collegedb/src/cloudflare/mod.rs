@@ -85,7 +85,7 @@ use wasm_bindgen::JsCast;
 use worker::Env;
 
 use crate::backend::Backend;
-use crate::backend::ShardSpec;
+use crate::backend::{Partitioned, ShardSpec};
 use crate::database::{Config, Database};
 use crate::error::{Error, Result};
 use crate::strategy::ShardLocation;
@@ -97,7 +97,7 @@ pub struct Cloudflare;
 impl Backend for Cloudflare {
     type Shard = D1Shard;
     type Mappings = KvMappings;
-    type Coordinator = DurableCoordinator;
+    type Coordinator = Partitioned<DurableCoordinator>;
 }
 
 /// The name of the coordinator object used unless [`Options::coordinator_name`] says otherwise
@@ -129,6 +129,7 @@ pub struct Options {
     cache_ttl: u64,
     coordinator: Option<String>,
     coordinator_name: String,
+    partitions: usize,
     config: Config,
 }
 
@@ -147,6 +148,7 @@ impl Options {
             cache_ttl: DEFAULT_CACHE_TTL_SECONDS,
             coordinator: None,
             coordinator_name: DEFAULT_COORDINATOR_NAME.to_owned(),
+            partitions: 1,
             config: Config::default(),
         }
     }
@@ -219,6 +221,17 @@ impl Options {
         }
     }
 
+    /// Spreads the claims over `partitions` coordinator objects by the hash
+    /// of their key (default 1), so that no single object — about 1,000
+    /// requests a second — carries every write. Object `i > 0` is named
+    /// `"{name}-{i}"`. Part of the data's layout: choose it once and keep it.
+    pub fn coordinator_partitions(self, partitions: usize) -> Self {
+        Options {
+            partitions: partitions.max(1),
+            ..self
+        }
+    }
+
     /// Placement, size limit, key hashing and the mapping cache.
     pub fn config(self, config: Config) -> Self {
         Options { config, ..self }
@@ -251,11 +264,18 @@ impl Options {
         })?;
         let mappings = KvMappings::from_env(env, kv_binding)?.cache_ttl(self.cache_ttl);
         let coordinator = match &self.coordinator {
-            Some(binding) => Some(DurableCoordinator::from_env(
-                env,
-                binding,
-                &self.coordinator_name,
-            )?),
+            Some(binding) => {
+                let parts = (0..self.partitions)
+                    .map(|i| {
+                        let name = match i {
+                            0 => self.coordinator_name.clone(),
+                            i => format!("{}-{i}", self.coordinator_name),
+                        };
+                        DurableCoordinator::from_env(env, binding, &name)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Some(Partitioned::new(parts))
+            }
             None => None,
         };
         Database::new(

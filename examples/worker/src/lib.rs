@@ -62,12 +62,18 @@ fn options<const N: usize>(shards: [&str; N], strategy: Strategy) -> Options {
         .config(Config::default().strategy(strategy).cache(CACHE.clone()))
 }
 
+/// Users' claims (emails, usernames) are spread over this many coordinator
+/// objects; both user handles must agree on it.
+const USER_CLAIM_PARTITIONS: usize = 2;
+
 /// Users: hash placement over the three shards.
-pub(crate) static USERS: LazyLock<Options> = LazyLock::new(|| options(SHARDS, Strategy::Hash));
+pub(crate) static USERS: LazyLock<Options> =
+    LazyLock::new(|| options(SHARDS, Strategy::Hash).coordinator_partitions(USER_CLAIM_PARTITIONS));
 
 /// Users through the two-shard list of the deployment before `SHARD_2`.
-pub(crate) static USERS_TWO_SHARDS: LazyLock<Options> =
-    LazyLock::new(|| options(TWO_SHARDS, Strategy::Hash));
+pub(crate) static USERS_TWO_SHARDS: LazyLock<Options> = LazyLock::new(|| {
+    options(TWO_SHARDS, Strategy::Hash).coordinator_partitions(USER_CLAIM_PARTITIONS)
+});
 
 /// Posts: round-robin placement through the coordinator.
 pub(crate) static POSTS: LazyLock<Options> =
