@@ -126,16 +126,7 @@ pub(crate) fn set_mark(
 ) -> [Statement; 2] {
     [
         clear_marks(table, key, &[kind]),
-        Statement::new(
-            "INSERT INTO _collegedb_marks (tbl, pk, kind, extra, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            vec![
-                Value::Text(table.to_owned()),
-                key.clone(),
-                Value::Text(kind.to_owned()),
-                Value::Text(extra.to_owned()),
-                Value::Integer(now as i64),
-            ],
-        ),
+        add_mark(table, key, kind, extra, now),
     ]
 }
 
