@@ -108,3 +108,30 @@ fn create_schema_is_idempotent_and_tables_are_per_model() {
         assert_eq!(Post::count(&db).await.unwrap(), 1);
     });
 }
+
+/// `list` reads each shard in pages of 1,000 rows and merges them: with more
+/// than a page on every shard, the result is still every row once, in key
+/// order (negative, zero and positive integer keys included).
+#[test]
+fn list_merges_pages_of_every_shard_in_key_order() {
+    let db = memory_db(2, Config::default());
+    block_on(async {
+        let ids: Vec<i64> = (-1_300..1_300).map(|i| i * 7).collect();
+        for &id in &ids {
+            post(id).insert(&db).await.unwrap();
+        }
+        let per_shard = db.count_per_shard::<Post>().await.unwrap();
+        assert!(
+            per_shard.iter().all(|(_, rows)| *rows > 1_000),
+            "every shard must hold more than one page: {per_shard:?}"
+        );
+        let listed: Vec<i64> = Post::list(&db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(listed, ids);
+        assert_eq!(Post::count(&db).await.unwrap(), ids.len() as u64);
+    });
+}

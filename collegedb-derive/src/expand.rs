@@ -461,7 +461,14 @@ fn methods(model: &Model) -> TokenStream {
 /// Keys are taken as any type, since the key's type may be the mistake.
 fn fallback(input: &Input) -> TokenStream {
     let ident = input.ident;
-    let (impl_generics, ty_generics, where_clause) = input.original.generics.split_for_impl();
+    // `Model: 'static`: bound it here, so that a struct with a lifetime (a
+    // mistake reported already) does not add an error of its own.
+    let mut generics = input.original.generics.clone();
+    generics
+        .make_where_clause()
+        .predicates
+        .push(syn::parse_quote!(Self: 'static));
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let lookups: Vec<_> = input
         .fields
         .iter()

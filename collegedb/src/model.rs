@@ -41,7 +41,7 @@ pub struct Lookup {
 ///
 /// Implement it with `#[derive(Sharded)]`; writing it by hand is possible but
 /// the derive also validates identifiers and generates the typed methods.
-pub trait Model: Sized {
+pub trait Model: Sized + 'static {
     /// The table name.
     const TABLE: &'static str;
     /// The stored columns, in the order of [`Model::to_row`] and [`Model::from_row`].

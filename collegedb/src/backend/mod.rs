@@ -21,6 +21,8 @@ pub(crate) use family::{Backend, ShardSpec};
 // The coordinator's half of placement: what a router asks it to decide.
 pub use crate::strategy::{AllocationRequest, StrategyKind};
 
+use std::borrow::Cow;
+
 use crate::error::Result;
 use crate::value::Value;
 
@@ -28,14 +30,15 @@ use crate::value::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     /// The SQL, with numbered (`?1`) or positional (`?`) parameters.
-    pub sql: String,
+    /// Borrowed when the text is fixed, so hot paths allocate none.
+    pub sql: Cow<'static, str>,
     /// The values bound to it.
     pub params: Vec<Value>,
 }
 
 impl Statement {
     /// A statement with parameters.
-    pub fn new(sql: impl Into<String>, params: Vec<Value>) -> Self {
+    pub fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Self {
         Statement {
             sql: sql.into(),
             params,

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, ObjectNamespace, Request, RequestInit, Stub};
+use worker::{web_sys, Env, Headers, Method, ObjectNamespace, Response, Stub};
 
 use super::protocol::{ErrorReply, Released};
 use super::{binding_error, worker_error_message};
@@ -59,6 +59,29 @@ impl DurableCoordinator {
         &self.stub
     }
 
+    /// Sends one request to the object's HTTP API: `path_and_query` (`/shards`),
+    /// with `body` as JSON if given. Built on `web_sys` directly: a
+    /// `worker::RequestInit` would link the serialization of every `cf` option
+    /// (image resizing and the like), which a call to an object never carries.
+    pub async fn fetch(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> worker::Result<Response> {
+        let init = web_sys::RequestInit::new();
+        init.set_method(method.as_ref());
+        if let Some(body) = body {
+            let headers = Headers::new();
+            headers.set("content-type", "application/json")?;
+            init.set_headers(headers.as_ref());
+            init.set_body(&JsValue::from_str(body));
+        }
+        let request =
+            web_sys::Request::new_with_str_and_init(&format!("{ORIGIN}{path_and_query}"), &init)?;
+        self.stub.fetch_with_request(request.into()).await
+    }
+
     /// Sends one request to the object and decodes its JSON answer.
     async fn call<T: DeserializeOwned>(
         &self,
@@ -67,22 +90,12 @@ impl DurableCoordinator {
         body: Option<&impl Serialize>,
     ) -> Result<T> {
         let fail = |message: String| Error::Coordinator(format!("{method} {path}: {message}"));
-        let mut init = RequestInit::new();
-        init.with_method(method.clone());
-        if let Some(body) = body {
-            let json = serde_json::to_string(body).map_err(|e| fail(e.to_string()))?;
-            let headers = Headers::new();
-            headers
-                .set("content-type", "application/json")
-                .map_err(|e| fail(worker_error_message(&e)))?;
-            init.with_headers(headers)
-                .with_body(Some(JsValue::from_str(&json)));
-        }
-        let request = Request::new_with_init(&format!("{ORIGIN}{path}"), &init)
-            .map_err(|e| fail(worker_error_message(&e)))?;
+        let json = match body {
+            Some(body) => Some(serde_json::to_string(body).map_err(|e| fail(e.to_string()))?),
+            None => None,
+        };
         let mut response = self
-            .stub
-            .fetch_with_request(request)
+            .fetch(method.clone(), path, json.as_deref())
             .await
             .map_err(|e| fail(worker_error_message(&e)))?;
         let status = response.status_code();

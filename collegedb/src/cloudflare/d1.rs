@@ -131,7 +131,7 @@ impl D1Shard {
     }
 
     /// Runs a parameterless query through `raw()` and returns its first value.
-    async fn single_number(&self, sql: &str) -> Result<Option<f64>> {
+    async fn single_number(&self, sql: &'static str) -> Result<Option<f64>> {
         let statement = Statement::new(sql, Vec::new());
         let rows = self.query(&statement).await?;
         Ok(match rows.first().and_then(|r| r.first()) {

@@ -171,7 +171,7 @@ impl<B: Backend> Router<B> {
                 row,
                 incarnation: probe.incarnation,
             }),
-            None => self.locate::<M>(&owner).await?,
+            None => self.locate_life::<M>(&owner).await?,
         };
         Ok(found.is_some_and(|found| {
             // A row without an incarnation predates incarnations: it holds what it has.

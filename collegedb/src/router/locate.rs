@@ -67,10 +67,20 @@ impl<B: Backend> Router<B> {
             .map(|found| self.name(found.shard)))
     }
 
-    /// The row of primary key `key`, wherever it lives.
+    /// The row of primary key `key`, wherever it lives. A row found at its
+    /// hash home comes without its incarnation: see [`Router::locate_life`].
     pub(crate) async fn locate<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
+        self.locate_as::<M>(key, false).await
+    }
+
+    /// [`Router::locate`], with the row's incarnation wherever it is found.
+    pub(crate) async fn locate_life<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
+        self.locate_as::<M>(key, true).await
+    }
+
+    async fn locate_as<M: Model>(&self, key: &RoutedKey, life: bool) -> Result<Option<Found>> {
         let found = if self.hash_placed() {
-            self.locate_hashed::<M>(key).await?
+            self.locate_hashed::<M>(key, life).await?
         } else {
             self.locate_claimed::<M>(key).await?
         };
@@ -80,9 +90,17 @@ impl<B: Backend> Router<B> {
         Ok(found)
     }
 
-    async fn locate_hashed<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
+    async fn locate_hashed<M: Model>(&self, key: &RoutedKey, life: bool) -> Result<Option<Found>> {
         let home = self.home(key);
-        let probe = self.probe::<M>(home, &key.value).await?;
+        // A home copy is the live one: a read needs only the row there.
+        let value = &key.value;
+        let at_home = || async move {
+            match life {
+                true => self.probe::<M>(home, value).await,
+                false => self.peek::<M>(home, value).await,
+            }
+        };
+        let probe = at_home().await?;
         if probe.row.is_some() {
             return Ok(probe.found(home));
         }
@@ -98,7 +116,7 @@ impl<B: Backend> Router<B> {
             if found.row.is_some() {
                 if found.moving {
                     // Frozen for a move: the home copy, once there, is the live one.
-                    if let Some(at_home) = self.probe::<M>(home, &key.value).await?.found(home) {
+                    if let Some(at_home) = at_home().await?.found(home) {
                         return Ok(Some(at_home));
                     }
                 }
@@ -106,7 +124,7 @@ impl<B: Backend> Router<B> {
             }
         }
         // A row that left a previous home after we looked there is home now.
-        Ok(self.probe::<M>(home, &key.value).await?.found(home))
+        Ok(at_home().await?.found(home))
     }
 
     async fn locate_claimed<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
@@ -218,7 +236,7 @@ impl<B: Backend> Router<B> {
         lookup: &Lookup,
         value: &Value,
     ) -> Result<Option<Found>> {
-        let probe = self.probe_lookup::<M>(index, lookup.column, value).await?;
+        let probe = self.probe_lookup::<M>(index, lookup, value).await?;
         if !probe.moving {
             if probe.row.is_some() {
                 self.record_shard(index);

@@ -26,7 +26,7 @@ use crate::backend::{Backend, Fence, Outcome, ShardExecutor, ShardSpec, Statemen
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
-use crate::model::Model;
+use crate::model::{Lookup, Model};
 use crate::strategy::{hash, Placement, Strategy};
 use crate::value::Value;
 
@@ -73,19 +73,29 @@ impl Probe {
 
     /// Reads a probe row (`[unsettled, redirect, moving, incarnation, columns...]`).
     fn parse<M: Model>(mut values: Vec<Value>) -> Probe {
-        let row = values.split_off(sql::PROBE_FLAGS.min(values.len()));
-        let flag = |v: &Value| matches!(v, Value::Integer(n) if *n != 0);
-        let text = |v: &Value| match v {
-            Value::Text(t) => Some(t.clone()),
+        let flag = |v: Option<Value>| matches!(v, Some(Value::Integer(n)) if n != 0);
+        let text = |v: Option<Value>| match v {
+            Some(Value::Text(t)) => Some(t),
             _ => None,
         };
-        let present = row.get(M::PRIMARY_KEY).is_some_and(|v| *v != Value::Null);
+        // The flags leave the front in place: the rest is the row, no copy.
+        let mut flags = values.drain(..sql::PROBE_FLAGS.min(values.len()));
+        let (unsettled, redirect, moving, incarnation) = (
+            flag(flags.next()),
+            text(flags.next()),
+            flag(flags.next()),
+            text(flags.next()),
+        );
+        drop(flags);
+        let present = values
+            .get(M::PRIMARY_KEY)
+            .is_some_and(|v| *v != Value::Null);
         Probe {
-            unsettled: values.first().is_some_and(flag),
-            redirect: values.get(1).and_then(text),
-            moving: values.get(2).is_some_and(flag),
-            incarnation: values.get(3).and_then(text),
-            row: present.then_some(row),
+            unsettled,
+            redirect,
+            moving,
+            incarnation,
+            row: present.then_some(values),
         }
     }
 }
@@ -223,15 +233,23 @@ impl<B: Backend> Router<B> {
         Ok(Probe::first::<M>(rows))
     }
 
-    /// The row of `M` on shard `index` whose lookup `column` is `value`.
+    /// [`Router::probe`] for a read at the key's home: no `moving`, no incarnation.
+    pub(crate) async fn peek<M: Model>(&self, index: usize, key: &Value) -> Result<Probe> {
+        let rows = self
+            .query(index, &sql::peek_key::<M>(key, self.epoch()))
+            .await?;
+        Ok(Probe::first::<M>(rows))
+    }
+
+    /// The row of `M` on shard `index` whose `lookup` column is `value`.
     pub(crate) async fn probe_lookup<M: Model>(
         &self,
         index: usize,
-        column: &str,
+        lookup: &Lookup,
         value: &Value,
     ) -> Result<Probe> {
         let rows = self
-            .query(index, &sql::probe_lookup::<M>(column, value))
+            .query(index, &sql::probe_lookup::<M>(lookup, value, self.epoch()))
             .await?;
         Ok(Probe::first::<M>(rows))
     }

@@ -19,11 +19,89 @@
 //!   write are one transaction and one round trip. Nothing is ever stored in it.
 //!
 //! Identifiers come from the derive (validated) and are double-quoted here;
-//! values are always bound.
+//! values are always bound. A statement's text depends only on its model and
+//! shape, so it is built once per process ([`memo`]) and borrowed after.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{LazyLock, PoisonError, RwLock};
 
 use crate::backend::Statement;
-use crate::model::Model;
+use crate::model::{Lookup, Model};
 use crate::value::Value;
+
+/// The statements whose text is built once per model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Shape {
+    Probe,
+    Peek,
+    ProbeLookup(&'static str),
+    Page {
+        first: bool,
+    },
+    Count,
+    FrozenKeys,
+    Keys,
+    InsertCopy,
+    UpdateIf,
+    Delete {
+        only_if: Option<&'static str>,
+        life: bool,
+    },
+    DropMarks,
+    Incarnation,
+    ClearMarks(&'static [&'static str]),
+}
+
+/// The text of `shape` for the model `owner`, built by `build` on first use.
+/// Texts are leaked: there is one per model and shape, for the process.
+fn memo(owner: TypeId, shape: Shape, build: impl FnOnce() -> String) -> &'static str {
+    static TEXTS: LazyLock<RwLock<HashMap<(TypeId, Shape), &'static str>>> =
+        LazyLock::new(Default::default);
+    let id = (owner, shape);
+    if let Some(text) = TEXTS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&id)
+    {
+        return text;
+    }
+    TEXTS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(id)
+        .or_insert_with(|| Box::leak(build().into_boxed_str()))
+}
+
+/// [`memo`] for a statement over `M`'s table.
+fn memo_for<M: Model>(shape: Shape, build: impl FnOnce() -> String) -> &'static str {
+    memo(TypeId::of::<M>(), shape, build)
+}
+
+/// A SQL string literal (table names go into memoised text this way, not as
+/// parameters, so hot statements bind only values).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `COALESCE(settled epoch of M's table, 0) < ?{epoch}`: whether rows may be
+/// off their homes for a reader at that epoch. Rows move only onto shards a
+/// reader that sees the table settled does not know, so such a reader never
+/// needs the `moving` marks.
+fn unsettled_at<M: Model>(epoch: usize) -> String {
+    format!(
+        "COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = {}), 0) < ?{epoch}",
+        literal(M::TABLE)
+    )
+}
+
+/// A mark of the row whose key is `key_sql` (an expression).
+fn mark<M: Model>(select: &str, kind: &str, key_sql: &str) -> String {
+    format!(
+        "(SELECT {select} FROM _collegedb_marks WHERE tbl = {} AND kind = '{kind}' AND pk = {key_sql})",
+        literal(M::TABLE)
+    )
+}
 
 /// Creates the router's tables on a shard; safe to run again.
 pub(crate) const META: [&str; 6] = [
@@ -31,7 +109,7 @@ pub(crate) const META: [&str; 6] = [
     "INSERT OR IGNORE INTO _collegedb_epoch (id, epoch) VALUES (0, 0)",
     "CREATE TABLE IF NOT EXISTS _collegedb_settled (tbl TEXT PRIMARY KEY, epoch INTEGER NOT NULL)",
     // `pk` has no type, so SQLite keeps 42 and '42' apart, as the tables do.
-    "CREATE TABLE IF NOT EXISTS _collegedb_marks (tbl TEXT NOT NULL, pk NOT NULL, kind TEXT NOT NULL, extra TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (tbl, pk, kind, extra))",
+    "CREATE TABLE IF NOT EXISTS _collegedb_marks (tbl TEXT NOT NULL, pk NOT NULL, kind TEXT NOT NULL, extra TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (tbl, kind, pk, extra)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _collegedb_fence (epoch INTEGER NOT NULL, tbl TEXT NOT NULL, pk, flags INTEGER NOT NULL, nonce TEXT NOT NULL)",
     "CREATE TRIGGER IF NOT EXISTS _collegedb_fence_check BEFORE INSERT ON _collegedb_fence BEGIN
         SELECT RAISE(ABORT, 'collegedb:stale_topology') WHERE NEW.epoch < (SELECT epoch FROM _collegedb_epoch WHERE id = 0);
@@ -116,20 +194,6 @@ pub(crate) fn settled_epoch(table: &str) -> Statement {
     )
 }
 
-/// Sets one mark, replacing a mark of the same kind for the row.
-pub(crate) fn set_mark(
-    table: &str,
-    key: &Value,
-    kind: &str,
-    extra: &str,
-    now: u64,
-) -> [Statement; 2] {
-    [
-        clear_marks(table, key, &[kind]),
-        add_mark(table, key, kind, extra, now),
-    ]
-}
-
 /// Adds one mark unless the same mark exists.
 pub(crate) fn add_mark(table: &str, key: &Value, kind: &str, extra: &str, now: u64) -> Statement {
     Statement::new(
@@ -145,16 +209,16 @@ pub(crate) fn add_mark(table: &str, key: &Value, kind: &str, extra: &str, now: u
 }
 
 /// Removes a row's marks of the given kinds.
-pub(crate) fn clear_marks(table: &str, key: &Value, kinds: &[&str]) -> Statement {
-    let list = kinds
-        .iter()
-        .map(|k| format!("'{k}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Statement::new(
-        format!("DELETE FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind IN ({list})"),
-        vec![Value::Text(table.to_owned()), key.clone()],
-    )
+pub(crate) fn clear_marks(table: &str, key: &Value, kinds: &'static [&'static str]) -> Statement {
+    let sql = memo(TypeId::of::<()>(), Shape::ClearMarks(kinds), || {
+        let list = kinds
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("DELETE FROM _collegedb_marks WHERE tbl = ?1 AND kind IN ({list}) AND pk = ?2")
+    });
+    Statement::new(sql, vec![Value::Text(table.to_owned()), key.clone()])
 }
 
 fn quoted(name: &str) -> String {
@@ -175,94 +239,130 @@ pub(crate) const PROBE_FLAGS: usize = 4;
 
 /// One row with what routing needs to know about the key on this shard:
 /// `[unsettled, redirect, moving, incarnation, columns...]`. There is always
-/// exactly one result row; the columns are NULL when the row is absent.
-/// Parameters: `?1` key, `?2` table, `?3` epoch. The key reaches the join
-/// through the one-row subquery: compared to `?1` directly in the `ON`
-/// clause, SQLite (with STAT4) re-prepared the statement on every call.
+/// exactly one result row. When the row is here: `moving` and its
+/// incarnation, and the flags NULL; when it is not, `unsettled` and
+/// `redirect`, and the columns NULL. `LIMIT 1` ends the compound at the
+/// first part that answers, so a hit costs one index lookup and the marks
+/// it needs, nothing else. Parameters: `?1` key, `?2` epoch.
 pub(crate) fn probe_key<M: Model>(key: &Value, epoch: usize) -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
-        format!(
-            "SELECT COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = ?2), 0) < ?3, \
-             (SELECT extra FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'redirect'), \
-             EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'moving'), \
-             (SELECT extra FROM _collegedb_marks WHERE tbl = ?2 AND pk = ?1 AND kind = 'inc'), \
-             {} FROM (SELECT ?1 AS _key) AS _one LEFT JOIN {table} AS _row ON _row.{pk} = _one._key",
-            row_columns::<M>()
-        ),
-        vec![
-            key.clone(),
-            Value::Text(M::TABLE.to_owned()),
-            Value::Integer(epoch as i64),
-        ],
-    )
+    key_statement::<M>(Shape::Probe, key, epoch)
 }
 
-/// The row whose lookup column equals `?1`, as `[0, NULL, moving,
-/// incarnation, columns...]` (the probe's shape); no row if there is none.
-pub(crate) fn probe_lookup<M: Model>(column: &str, value: &Value) -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
+/// [`probe_key`] without `moving` and the incarnation, for a read at the
+/// key's home: a home copy is the live one, and a read needs no incarnation.
+pub(crate) fn peek_key<M: Model>(key: &Value, epoch: usize) -> Statement {
+    key_statement::<M>(Shape::Peek, key, epoch)
+}
+
+fn key_statement<M: Model>(shape: Shape, key: &Value, epoch: usize) -> Statement {
+    let sql = memo_for::<M>(shape, || {
+        let (moving, life) = match shape {
+            Shape::Peek => ("0".to_owned(), "NULL".to_owned()),
+            _ => (
+                format!("EXISTS {}", mark::<M>("1", "moving", "?1")),
+                mark::<M>("extra", "inc", "?1"),
+            ),
+        };
+        let absent = vec!["NULL"; M::COLUMNS.len()].join(", ");
         format!(
-            "SELECT 0, NULL, \
-             EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?2 AND pk = _row.{pk} AND kind = 'moving'), \
-             (SELECT extra FROM _collegedb_marks WHERE tbl = ?2 AND pk = _row.{pk} AND kind = 'inc'), \
-             {} FROM {table} AS _row WHERE _row.{} = ?1",
+            "SELECT NULL, NULL, {moving}, {life}, {} FROM {} AS _row WHERE _row.{} = ?1 \
+             UNION ALL SELECT {}, {}, 0, NULL, {absent} LIMIT 1",
             row_columns::<M>(),
-            quoted(column)
-        ),
-        vec![value.clone(), Value::Text(M::TABLE.to_owned())],
-    )
-}
-
-/// A statement over `M`'s table, given its quoted name and primary key,
-/// with the table's name bound as `?1` for the marks.
-fn over_table<M: Model>(sql: impl FnOnce(&str, &str) -> String) -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(sql(&table, &pk), vec![Value::Text(M::TABLE.to_owned())])
-}
-
-/// Every row of a shard in primary-key order, as `[moving, columns...]`.
-pub(crate) fn scan<M: Model>() -> Statement {
-    over_table::<M>(|table, pk| {
-        format!(
-            "SELECT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?1 AND pk = _row.{pk} AND kind = 'moving'), \
-             {} FROM {table} AS _row ORDER BY _row.{pk}",
-            row_columns::<M>()
+            quoted(M::TABLE),
+            quoted(M::primary_key_column()),
+            unsettled_at::<M>(2),
+            mark::<M>("extra", "redirect", "?1"),
         )
-    })
+    });
+    Statement::new(sql, vec![key.clone(), Value::Integer(epoch as i64)])
+}
+
+/// The row whose lookup column equals `?1`, as `[0, NULL, moving, NULL,
+/// columns...]` (the probe's shape, without an incarnation: only reads use
+/// it); no row if there is none. `?2` is the reader's epoch.
+pub(crate) fn probe_lookup<M: Model>(lookup: &Lookup, value: &Value, epoch: usize) -> Statement {
+    let sql = memo_for::<M>(Shape::ProbeLookup(lookup.column), || {
+        let pk = format!("_row.{}", quoted(M::primary_key_column()));
+        format!(
+            "SELECT 0, NULL, CASE WHEN {} THEN EXISTS {} ELSE 0 END, NULL, \
+             {} FROM {} AS _row WHERE _row.{} = ?1",
+            unsettled_at::<M>(2),
+            mark::<M>("1", "moving", &pk),
+            row_columns::<M>(),
+            quoted(M::TABLE),
+            quoted(lookup.column)
+        )
+    });
+    Statement::new(sql, vec![value.clone(), Value::Integer(epoch as i64)])
+}
+
+/// How many rows a page of [`page`] holds.
+pub(crate) const PAGE_ROWS: i64 = 1000;
+
+/// A page of a shard's rows in primary-key order, after `after` (from the
+/// start without), as `[moving, columns...]`. `moving` is read only while the
+/// table is unsettled for this reader. Parameters: `?1` epoch, `?2` page
+/// size, `?3` the last key of the previous page.
+pub(crate) fn page<M: Model>(after: Option<&Value>, epoch: usize) -> Statement {
+    let sql = memo_for::<M>(
+        Shape::Page {
+            first: after.is_none(),
+        },
+        || {
+            let pk = format!("_row.{}", quoted(M::primary_key_column()));
+            let after = if after.is_none() {
+                String::new()
+            } else {
+                format!(" WHERE {pk} > ?3")
+            };
+            format!(
+            "SELECT CASE WHEN {} THEN EXISTS {} ELSE 0 END, {} FROM {} AS _row{after} ORDER BY {pk} LIMIT ?2",
+            unsettled_at::<M>(1),
+            mark::<M>("1", "moving", &pk),
+            row_columns::<M>(),
+            quoted(M::TABLE),
+        )
+        },
+    );
+    let mut params = vec![Value::Integer(epoch as i64), Value::Integer(PAGE_ROWS)];
+    params.extend(after.cloned());
+    Statement::new(sql, params)
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
 pub(crate) fn count<M: Model>() -> Statement {
-    over_table::<M>(|table, pk| {
+    let sql = memo_for::<M>(Shape::Count, || {
+        let table = quoted(M::TABLE);
         format!(
             "SELECT (SELECT COUNT(*) FROM {table}), \
-             (SELECT COUNT(*) FROM _collegedb_marks WHERE tbl = ?1 AND kind = 'moving' AND pk IN (SELECT {pk} FROM {table}))"
+             (SELECT COUNT(*) FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {table}))",
+            literal(M::TABLE),
+            quoted(M::primary_key_column()),
         )
-    })
+    });
+    Statement::new(sql, Vec::new())
 }
 
 /// The primary keys of a shard's frozen rows.
 pub(crate) fn frozen_keys<M: Model>() -> Statement {
-    over_table::<M>(|table, pk| {
+    let sql = memo_for::<M>(Shape::FrozenKeys, || {
         format!(
-            "SELECT pk FROM _collegedb_marks WHERE tbl = ?1 AND kind = 'moving' AND pk IN (SELECT {pk} FROM {table})"
+            "SELECT pk FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {})",
+            literal(M::TABLE),
+            quoted(M::primary_key_column()),
+            quoted(M::TABLE),
         )
-    })
+    });
+    Statement::new(sql, Vec::new())
 }
 
 /// Every primary key of a shard.
 pub(crate) fn keys<M: Model>() -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
-        format!("SELECT {pk} FROM {table} ORDER BY {pk}"),
-        Vec::new(),
-    )
+    let sql = memo_for::<M>(Shape::Keys, || {
+        let pk = quoted(M::primary_key_column());
+        format!("SELECT {pk} FROM {} ORDER BY {pk}", quoted(M::TABLE))
+    });
+    Statement::new(sql, Vec::new())
 }
 
 /// The row's insert, as the derive wrote it.
@@ -270,46 +370,73 @@ pub(crate) fn insert<M: Model>(row: &[Value]) -> Statement {
     Statement::new(M::SQL.insert, row.to_vec())
 }
 
-/// A copy's insert: only if no row and no tombstone is there.
-/// Parameters: the row, then the table.
-pub(crate) fn insert_copy<M: Model>(row: &[Value]) -> Statement {
-    let table = quoted(M::TABLE);
-    let names = M::COLUMNS
-        .iter()
-        .map(|c| quoted(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let params = (1..=row.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let table_param = row.len() + 1;
-    let key_param = M::PRIMARY_KEY + 1;
-    let mut values = row.to_vec();
-    values.push(Value::Text(M::TABLE.to_owned()));
-    Statement::new(
+/// A new row's incarnation mark. A row with claims always gets one (its
+/// claims name it); a row without gets one only while the table is unsettled
+/// for the writer — the only time copies of two lives of a key can meet, and
+/// a delete must remove only its own life's. Parameters: `?1` key, `?2`
+/// incarnation, `?3` time, `?4` always, `?5` epoch.
+pub(crate) fn incarnation<M: Model>(
+    key: &Value,
+    incarnation: &str,
+    always: bool,
+    epoch: usize,
+    now: u64,
+) -> Statement {
+    let sql = memo_for::<M>(Shape::Incarnation, || {
         format!(
-            "INSERT INTO {table} ({names}) SELECT {params} WHERE NOT EXISTS \
-             (SELECT 1 FROM _collegedb_marks WHERE tbl = ?{table_param} AND pk = ?{key_param} AND kind = 'gone') \
-             ON CONFLICT DO NOTHING"
-        ),
-        values,
+            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
+             SELECT {}, ?1, 'inc', ?2, ?3 WHERE ?4 OR {}",
+            literal(M::TABLE),
+            unsettled_at::<M>(5)
+        )
+    });
+    Statement::new(
+        sql,
+        vec![
+            key.clone(),
+            Value::Text(incarnation.to_owned()),
+            Value::Integer(now as i64),
+            Value::Integer(always.into()),
+            Value::Integer(epoch as i64),
+        ],
     )
+}
+
+/// A copy's insert: only if no row and no tombstone is there.
+/// Parameters: the row.
+pub(crate) fn insert_copy<M: Model>(row: &[Value]) -> Statement {
+    let sql = memo_for::<M>(Shape::InsertCopy, || {
+        let names = M::COLUMNS
+            .iter()
+            .map(|c| quoted(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = (1..=M::COLUMNS.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "INSERT INTO {} ({names}) SELECT {params} WHERE NOT EXISTS {} ON CONFLICT DO NOTHING",
+            quoted(M::TABLE),
+            mark::<M>("1", "gone", &format!("?{}", M::PRIMARY_KEY + 1)),
+        )
+    });
+    Statement::new(sql, row.to_vec())
 }
 
 /// The update, applied only if each lookup column still holds `expected`
 /// (in `M::LOOKUPS` order), so a concurrent alias change is never overwritten.
 pub(crate) fn update_if<M: Model>(row: &[Value], expected: &[Value]) -> Statement {
-    let mut sql = M::SQL.update.to_owned();
+    let sql = memo_for::<M>(Shape::UpdateIf, || {
+        let mut sql = M::SQL.update.to_owned();
+        for (i, lookup) in M::LOOKUPS.iter().enumerate() {
+            let param = M::COLUMNS.len() + i + 1;
+            sql.push_str(&format!(" AND {} IS ?{param}", quoted(lookup.column)));
+        }
+        sql
+    });
     let mut params = row.to_vec();
-    for (lookup, value) in M::LOOKUPS.iter().zip(expected) {
-        params.push(value.clone());
-        sql.push_str(&format!(
-            " AND {} IS ?{}",
-            quoted(lookup.column),
-            params.len()
-        ));
-    }
+    params.extend(expected.iter().take(M::LOOKUPS.len()).cloned());
     Statement::new(sql, params)
 }
 
@@ -318,49 +445,54 @@ pub(crate) fn update_if<M: Model>(row: &[Value], expected: &[Value]) -> Statemen
 /// returning its lookup values.
 pub(crate) fn delete<M: Model>(
     key: &Value,
-    only_if: Option<(&str, &Value)>,
+    only_if: Option<(&'static str, &Value)>,
     life: Option<&str>,
 ) -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    let returning = std::iter::once(pk.clone())
-        .chain(M::LOOKUPS.iter().map(|l| quoted(l.column)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut params = vec![key.clone()];
-    let mut condition = match only_if {
-        Some((column, value)) => {
-            params.push(value.clone());
-            format!(" AND {} = ?2", quoted(column))
-        }
-        None => String::new(),
+    let shape = Shape::Delete {
+        only_if: only_if.map(|(column, _)| column),
+        life: life.is_some(),
     };
-    if let Some(life) = life {
-        params.push(Value::Text(M::TABLE.to_owned()));
-        params.push(Value::Text(life.to_owned()));
-        condition.push_str(&format!(
-            " AND COALESCE((SELECT extra FROM _collegedb_marks WHERE tbl = ?{} AND pk = ?1 AND kind = 'inc'), '') = ?{}",
-            params.len() - 1,
-            params.len()
-        ));
-    }
-    Statement::new(
-        format!("DELETE FROM {table} WHERE {pk} = ?1{condition} RETURNING {returning}"),
-        params,
-    )
+    let sql = memo_for::<M>(shape, || {
+        let pk = quoted(M::primary_key_column());
+        let returning = std::iter::once(pk.clone())
+            .chain(M::LOOKUPS.iter().map(|l| quoted(l.column)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut condition = String::new();
+        let mut next = 2;
+        if let Some((column, _)) = only_if {
+            condition.push_str(&format!(" AND {} = ?{next}", quoted(column)));
+            next += 1;
+        }
+        if life.is_some() {
+            condition.push_str(&format!(
+                " AND COALESCE({}, '') = ?{next}",
+                mark::<M>("extra", "inc", "?1")
+            ));
+        }
+        format!(
+            "DELETE FROM {} WHERE {pk} = ?1{condition} RETURNING {returning}",
+            quoted(M::TABLE)
+        )
+    });
+    let mut params = vec![key.clone()];
+    params.extend(only_if.map(|(_, value)| value.clone()));
+    params.extend(life.map(|life| Value::Text(life.to_owned())));
+    Statement::new(sql, params)
 }
 
 /// After a delete: drops the row's marks if the row is gone, returning its incarnation.
 pub(crate) fn drop_marks_if_gone<M: Model>(key: &Value) -> Statement {
-    let table = quoted(M::TABLE);
-    let pk = quoted(M::primary_key_column());
-    Statement::new(
+    let sql = memo_for::<M>(Shape::DropMarks, || {
         format!(
-            "DELETE FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind IN ('inc', 'moving') \
-             AND NOT EXISTS (SELECT 1 FROM {table} WHERE {pk} = ?2) RETURNING kind, extra"
-        ),
-        vec![Value::Text(M::TABLE.to_owned()), key.clone()],
-    )
+            "DELETE FROM _collegedb_marks WHERE tbl = {} AND kind IN ('inc', 'moving') AND pk = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM {} WHERE {} = ?1) RETURNING kind, extra",
+            literal(M::TABLE),
+            quoted(M::TABLE),
+            quoted(M::primary_key_column()),
+        )
+    });
+    Statement::new(sql, vec![key.clone()])
 }
 
 /// After a delete at a home while the table is unsettled: a tombstone, so a

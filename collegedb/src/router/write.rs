@@ -64,7 +64,8 @@ impl<B: Backend> Router<B> {
                 if let Some(home) = plan.spilled_from {
                     self.redirect::<M>(home, granted.shard, key).await?;
                 }
-                self.write_new::<M>(granted.shard, row, key, &incarnation, plan.guards)
+                let claimed = !specs.is_empty();
+                self.write_new::<M>(granted.shard, row, key, &incarnation, claimed, plan.guards)
                     .await
             };
             let (written, ()) = futures::join!(written, self.directory.publish(&records));
@@ -171,13 +172,11 @@ impl<B: Backend> Router<B> {
     /// Marks the key's full home with a redirect to `shard`, unless the key
     /// is already there (or, unsettled, at a previous home).
     async fn redirect<M: Model>(&self, home: usize, shard: usize, key: &RoutedKey) -> Result<()> {
-        let [clear, set] =
-            sql::set_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms());
         let statements = [
             sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
             sql::probe_key::<M>(&key.value, self.epoch()),
-            clear,
-            set,
+            sql::clear_marks(M::TABLE, &key.value, &["redirect"]),
+            sql::add_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms()),
         ];
         let outcomes = self.batch(home, &statements).await?;
         let probe = Probe::in_batch::<M>(outcomes, 1);
@@ -189,28 +188,24 @@ impl<B: Backend> Router<B> {
 
     /// Writes a new row on `shard` behind the fence. While the table is
     /// unsettled, the key's previous homes are checked first (each check
-    /// also records the epoch there, fencing out older handles).
+    /// also records the epoch there, fencing out older handles). `claimed`:
+    /// the row has claims, which name its incarnation.
     async fn write_new<M: Model>(
         &self,
         shard: usize,
         row: &[Value],
         key: &RoutedKey,
         incarnation: &str,
+        claimed: bool,
         mut guards: Guards,
     ) -> Result<()> {
         loop {
-            let mut statements = vec![
+            let statements = [
                 sql::fence(self.epoch(), M::TABLE, &key.value, guards, incarnation),
                 sql::clear_marks(M::TABLE, &key.value, &["gone", "inc", "redirect"]),
                 sql::insert::<M>(row),
+                sql::incarnation::<M>(&key.value, incarnation, claimed, self.epoch(), now_ms()),
             ];
-            statements.extend(sql::set_mark(
-                M::TABLE,
-                &key.value,
-                "inc",
-                incarnation,
-                now_ms(),
-            ));
             match self.batch(shard, &statements).await {
                 Err(err) if fenced(&err) == Some(Fence::Unsettled) => {
                     if self.at_previous_home::<M>(key).await? {
@@ -397,7 +392,7 @@ impl<B: Backend> Router<B> {
     async fn delete_row<M: Model>(
         &self,
         key: &RoutedKey,
-        only_if: Option<(&str, &Value)>,
+        only_if: Option<(&'static str, &Value)>,
     ) -> Result<bool> {
         let mut guess = self.write_guess::<M>(key)?;
         for _ in 0..ATTEMPTS {
@@ -473,7 +468,7 @@ impl<B: Backend> Router<B> {
         &self,
         shard: usize,
         key: &RoutedKey,
-        only_if: Option<(&str, &Value)>,
+        only_if: Option<(&'static str, &Value)>,
         tombstone: bool,
         life: Option<&str>,
     ) -> Result<(Vec<(Vec<Value>, Option<String>)>, bool)> {

@@ -80,6 +80,15 @@ pub async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError>
     parse(&text)
 }
 
+/// The request's query string, without the `?`. Read from the serialized URL
+/// workerd hands over, where the first `?` starts the query and a `#` could
+/// only start a fragment (both are percent-encoded anywhere else).
+pub fn query(req: &Request) -> Option<String> {
+    let url = req.inner().url();
+    let (_, rest) = url.split_once('?')?;
+    Some(rest.split('#').next().unwrap_or(rest).to_owned())
+}
+
 /// The path's segments, percent-decoded one by one (so `%2F` stays inside
 /// its segment); empty segments (doubled or trailing slashes) are dropped.
 pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {

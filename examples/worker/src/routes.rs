@@ -60,7 +60,7 @@ use collegedb::cloudflare::{
 };
 use collegedb::{Database, Value};
 use serde_json::json;
-use worker::{Env, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Method, Request, Response};
 
 use crate::admin::{require_admin, require_development};
 use crate::calls::Calls;
@@ -108,8 +108,10 @@ impl Handles<'_> {
 }
 
 async fn route(mut req: Request, env: &Env, calls: &Calls) -> ApiResult {
-    let url = req.url()?;
-    let path = http::segments(url.path())?;
+    // `req.path()`, not `req.url()`: parsing would link the `url` crate and its
+    // IDNA tables (a large share of the module) for a URL already normalised.
+    let raw_path = req.path();
+    let path = http::segments(&raw_path)?;
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = req.method();
     let handles = Handles { env, calls };
@@ -167,20 +169,17 @@ async fn route(mut req: Request, env: &Env, calls: &Calls) -> ApiResult {
         (Method::Get, ["distribution"]) => distribution(&handles).await,
         (Method::Get, ["region"]) => reply(200, &json!({ "region": closest_region(&req).code() })),
 
-        (Method::Get | Method::Head, ["coordinator", ..]) => forward(req, env, &url).await,
+        (Method::Get | Method::Head, ["coordinator", ..]) => forward(req, env, &raw_path).await,
         (_, ["coordinator", rest @ ..]) => {
             require_admin(&req, env)?;
             // However the path is spelt (`/flush/`, `%66lush`), a flush needs development.
-            if rest.contains(&"flush") || url.path().to_ascii_lowercase().contains("flush") {
+            if rest.contains(&"flush") || raw_path.to_ascii_lowercase().contains("flush") {
                 require_development(env)?;
             }
-            forward(req, env, &url).await
+            forward(req, env, &raw_path).await
         }
 
-        _ => Err(ApiError::not_found(format!(
-            "no route {method} {}",
-            url.path()
-        ))),
+        _ => Err(ApiError::not_found(format!("no route {method} {raw_path}"))),
     }
 }
 
@@ -267,7 +266,9 @@ async fn setup(handles: &Handles<'_>) -> ApiResult {
         DurableCoordinator::from_env(handles.env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
     for shard in SHARDS {
         let body = json!({ "shard": shard }).to_string();
-        let mut response = send(&coordinator, Method::Post, "/shards", Some(body)).await?;
+        let mut response = coordinator
+            .fetch(Method::Post, "/shards", Some(&body))
+            .await?;
         if !(200..300).contains(&response.status_code()) {
             let text = response.text().await.unwrap_or_default();
             return Err(ApiError::new(
@@ -293,36 +294,18 @@ async fn distribution(handles: &Handles<'_>) -> ApiResult {
     reply(200, &rows)
 }
 
-/// Sends one request to the coordinator object.
-async fn send(
-    coordinator: &DurableCoordinator,
-    method: Method,
-    path_and_query: &str,
-    body: Option<String>,
-) -> Result<Response, ApiError> {
-    let mut init = RequestInit::new();
-    init.with_method(method);
-    if let Some(body) = body {
-        let headers = Headers::new();
-        headers.set("content-type", "application/json")?;
-        init.with_headers(headers).with_body(Some(body.into()));
-    }
-    let request = Request::new_with_init(&format!("https://coordinator{path_and_query}"), &init)?;
-    Ok(coordinator.stub().fetch_with_request(request).await?)
-}
-
 /// `/coordinator/{rest}` → the coordinator's `/{rest}`, same method, query and
 /// body; its status and body as they are, in a response of the Worker's own.
-async fn forward(mut req: Request, env: &Env, url: &worker::Url) -> ApiResult {
-    let rest = url.path().strip_prefix("/coordinator").unwrap_or("");
+async fn forward(mut req: Request, env: &Env, path: &str) -> ApiResult {
+    let rest = path.strip_prefix("/coordinator").unwrap_or("");
     let mut target = if rest.is_empty() {
         "/".to_owned()
     } else {
         rest.to_owned()
     };
-    if let Some(query) = url.query() {
+    if let Some(query) = http::query(&req) {
         target.push('?');
-        target.push_str(query);
+        target.push_str(&query);
     }
     let method = req.method();
     let body = match method {
@@ -330,7 +313,7 @@ async fn forward(mut req: Request, env: &Env, url: &worker::Url) -> ApiResult {
         _ => Some(http::body_text(&mut req).await?),
     };
     let coordinator = DurableCoordinator::from_env(env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
-    let mut answer = send(&coordinator, method, &target, body).await?;
+    let mut answer = coordinator.fetch(method, &target, body.as_deref()).await?;
     let status = answer.status_code();
     let content_type = answer.headers().get("content-type").ok().flatten();
     let text = answer.text().await?;
