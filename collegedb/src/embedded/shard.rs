@@ -55,6 +55,18 @@ impl SqliteShard {
         let mut prepared = conn
             .prepare_cached(&statement.sql)
             .map_err(|e| self.err(e))?;
+        // D1 refuses a statement whose bindings do not match its parameters;
+        // SQLite would bind the missing ones as NULL. Refuse here too.
+        if prepared.parameter_count() != statement.params.len() {
+            return Err(Error::Shard {
+                shard: self.name.clone(),
+                message: format!(
+                    "the statement has {} parameter(s) but {} value(s) were bound",
+                    prepared.parameter_count(),
+                    statement.params.len()
+                ),
+            });
+        }
         let width = prepared.column_count();
         let mut rows = prepared
             .query(params_from_iter(statement.params.iter()))

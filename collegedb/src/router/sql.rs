@@ -234,7 +234,9 @@ fn row_columns<M: Model>() -> String {
         .join(", ")
 }
 
-/// The leading columns of every probe, before the model's columns.
+/// The leading columns of every probe, before the model's columns. They are
+/// named (`_collegedb_unsettled` and so on): a D1 batch returns
+/// rows keyed by column name, where two columns named `NULL` would be one.
 pub(crate) const PROBE_FLAGS: usize = 4;
 
 /// One row with what routing needs to know about the key on this shard:
@@ -265,7 +267,8 @@ fn key_statement<M: Model>(shape: Shape, key: &Value, epoch: usize) -> Statement
         };
         let absent = vec!["NULL"; M::COLUMNS.len()].join(", ");
         format!(
-            "SELECT NULL, NULL, {moving}, {life}, {} FROM {} AS _row WHERE _row.{} = ?1 \
+            "SELECT NULL AS _collegedb_unsettled, NULL AS _collegedb_redirect, {moving} AS _collegedb_moving, {life} AS _collegedb_life, \
+             {} FROM {} AS _row WHERE _row.{} = ?1 \
              UNION ALL SELECT {}, {}, 0, NULL, {absent} LIMIT 1",
             row_columns::<M>(),
             quoted(M::TABLE),
@@ -284,7 +287,8 @@ pub(crate) fn probe_lookup<M: Model>(lookup: &Lookup, value: &Value, epoch: usiz
     let sql = memo_for::<M>(Shape::ProbeLookup(lookup.column), || {
         let pk = format!("_row.{}", quoted(M::primary_key_column()));
         format!(
-            "SELECT 0, NULL, CASE WHEN {} THEN EXISTS {} ELSE 0 END, NULL, \
+            "SELECT 0 AS _collegedb_unsettled, NULL AS _collegedb_redirect, \
+             CASE WHEN {} THEN EXISTS {} ELSE 0 END AS _collegedb_moving, NULL AS _collegedb_life, \
              {} FROM {} AS _row WHERE _row.{} = ?1",
             unsettled_at::<M>(2),
             mark::<M>("1", "moving", &pk),
@@ -316,7 +320,7 @@ pub(crate) fn page<M: Model>(after: Option<&Value>, epoch: usize) -> Statement {
                 format!(" WHERE {pk} > ?3")
             };
             format!(
-            "SELECT CASE WHEN {} THEN EXISTS {} ELSE 0 END, {} FROM {} AS _row{after} ORDER BY {pk} LIMIT ?2",
+            "SELECT CASE WHEN {} THEN EXISTS {} ELSE 0 END AS _collegedb_moving, {} FROM {} AS _row{after} ORDER BY {pk} LIMIT ?2",
             unsettled_at::<M>(1),
             mark::<M>("1", "moving", &pk),
             row_columns::<M>(),
