@@ -149,12 +149,21 @@ fn an_unreachable_shard_fails_the_fan_out_instead_of_answering_partially() {
             .batch(&[Statement::new("DROP TABLE users", vec![])])
             .await
             .unwrap();
-        let err = User::list(&db).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::Shard { shard, .. } if shard == "shard-1"),
-            "{err}"
-        );
-        assert_eq!(User::count(&db).await.unwrap_err().code(), "shard");
+        // The error names exactly the failed shard, with its own error.
+        for err in [
+            User::list(&db).await.unwrap_err(),
+            User::count(&db).await.unwrap_err(),
+        ] {
+            let Error::ShardsFailed { failures } = &err else {
+                panic!("{err}");
+            };
+            assert_eq!(failures.len(), 1, "{err}");
+            assert_eq!(failures[0].shard, "shard-1");
+            assert!(
+                matches!(&failures[0].error, Error::Shard { shard, .. } if shard == "shard-1"),
+                "{err}"
+            );
+        }
     });
 }
 

@@ -6,8 +6,30 @@ use syn::{Data, DeriveInput, Fields, Ident, Type};
 use crate::attr;
 use crate::ctxt::Ctxt;
 
+/// Which derive is expanding: they share the parsing and validation, and
+/// differ in the attributes they take and in what they generate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// `#[derive(Sharded)]`: a model with its table.
+    Sharded,
+    /// `#[derive(FromRow)]`: a plain struct a query selects into.
+    FromRow,
+}
+
+impl Derive {
+    /// The derive as written, for messages: `#[derive(Sharded)]`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Derive::Sharded => "#[derive(Sharded)]",
+            Derive::FromRow => "#[derive(FromRow)]",
+        }
+    }
+}
+
 /// The derive input.
 pub struct Input<'a> {
+    /// Which derive this is.
+    pub derive: Derive,
     /// The whole input, for its generics.
     pub original: &'a DeriveInput,
     /// The struct's name.
@@ -31,10 +53,10 @@ pub struct Field<'a> {
 
 impl<'a> Input<'a> {
     /// Parses the input's shape and attributes, recording errors in `cx`.
-    pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput) -> Self {
-        const NEEDS: &str = "#[derive(Sharded)] needs a struct with named fields";
+    pub fn from_syn(cx: &Ctxt, input: &'a DeriveInput, derive: Derive) -> Self {
+        let needs = format!("{} needs a struct with named fields", derive.attribute());
         // Parsed first, so its errors come first, as in the source.
-        let attrs = attr::Container::from_ast(cx, &input.attrs);
+        let attrs = attr::Container::from_ast(cx, &input.attrs, derive);
         let fields = match &input.data {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(
@@ -46,30 +68,31 @@ impl<'a> Input<'a> {
                                 // Always present on named fields.
                                 ident: field.ident.as_ref()?,
                                 ty: &field.ty,
-                                attrs: attr::Field::from_ast(cx, &field.attrs),
+                                attrs: attr::Field::from_ast(cx, &field.attrs, derive),
                             })
                         })
                         .collect(),
                 ),
                 Fields::Unnamed(_) => {
-                    cx.error_spanned_by(&input.ident, format!("{NEEDS}, not a tuple struct"));
+                    cx.error_spanned_by(&input.ident, format!("{needs}, not a tuple struct"));
                     None
                 }
                 Fields::Unit => {
-                    cx.error_spanned_by(&input.ident, format!("{NEEDS}, not a unit struct"));
+                    cx.error_spanned_by(&input.ident, format!("{needs}, not a unit struct"));
                     None
                 }
             },
             Data::Enum(data) => {
-                cx.error_spanned_by(data.enum_token, format!("{NEEDS}, not an enum"));
+                cx.error_spanned_by(data.enum_token, format!("{needs}, not an enum"));
                 None
             }
             Data::Union(data) => {
-                cx.error_spanned_by(data.union_token, format!("{NEEDS}, not a union"));
+                cx.error_spanned_by(data.union_token, format!("{needs}, not a union"));
                 None
             }
         };
         Input {
+            derive,
             original: input,
             ident: &input.ident,
             attrs,

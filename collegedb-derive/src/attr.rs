@@ -1,53 +1,156 @@
-//! Parsing of the derive's attributes: `#[sharded(...)]` on the struct, and
+//! Parsing of the derives' attributes: `#[sharded(...)]` on the struct, and
 //! `#[primary_key]`, `#[lookup]` and `#[sharded(...)]` on fields.
 //!
 //! Parsing only records what was written (with the tokens, for spans) and
-//! reports malformed or unknown attributes; whether the combination makes
-//! sense is for `valid`.
+//! reports malformed or unknown attributes, attributes in the wrong place,
+//! and attributes `#[derive(FromRow)]` does not take; whether the
+//! combination makes sense is for `valid`.
 
+use proc_macro2::{Delimiter, Group};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, Token};
 
+use crate::ast::Derive;
 use crate::ctxt::Ctxt;
 
+/// Where an attribute is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Struct,
+    Field,
+}
+
+/// A key of `#[sharded(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Table,
+    Rename,
+    Skip,
+    Json,
+    Index,
+}
+
+impl Key {
+    /// Every key, in the order messages list them.
+    const ALL: [Key; 5] = [Key::Table, Key::Rename, Key::Skip, Key::Json, Key::Index];
+
+    fn name(self) -> &'static str {
+        match self {
+            Key::Table => "table",
+            Key::Rename => "rename",
+            Key::Skip => "skip",
+            Key::Json => "json",
+            Key::Index => "index",
+        }
+    }
+
+    /// Whether the key may be written in `place`. `index` goes in both, in
+    /// different forms.
+    fn goes_on(self, place: Place) -> bool {
+        match self {
+            Key::Table => place == Place::Struct,
+            Key::Rename | Key::Skip | Key::Json => place == Place::Field,
+            Key::Index => true,
+        }
+    }
+
+    /// Whether `derive` takes the key: a `#[derive(FromRow)]` struct has no
+    /// table, so it only names and decodes columns.
+    fn taken_by(self, derive: Derive) -> bool {
+        derive == Derive::Sharded || matches!(self, Key::Rename | Key::Json)
+    }
+}
+
 /// The message for a `sharded(...)` key that is not one of ours.
-fn unknown_key(path: &Path) -> String {
+fn unknown_key(path: &Path, derive: Derive) -> String {
     let name = path.to_token_stream().to_string().replace(' ', "");
+    let groups: Vec<String> = [
+        (Place::Struct, "on the struct"),
+        (Place::Field, "on fields"),
+    ]
+    .into_iter()
+    .filter_map(|(place, label)| {
+        let keys: Vec<&str> = Key::ALL
+            .into_iter()
+            .filter(|key| key.goes_on(place) && key.taken_by(derive))
+            .map(Key::name)
+            .collect();
+        (!keys.is_empty()).then(|| format!("{} ({label})", keys.join(", ")))
+    })
+    .collect();
     format!(
-        "unknown sharded attribute `{name}`; expected one of: table (on the struct), rename, skip, json (on fields)"
+        "unknown sharded attribute `{name}`; expected one of: {}",
+        groups.join(", ")
     )
+}
+
+/// The message for an attribute that only `#[derive(Sharded)]` takes, used
+/// on a `#[derive(FromRow)]` struct; `what` is the attribute, quoted.
+fn sharded_only(what: &str) -> String {
+    format!(
+        "{what} belongs on #[derive(Sharded)] models; #[derive(FromRow)] takes only \
+         #[sharded(rename = \"...\")] and #[sharded(json)], on fields"
+    )
+}
+
+/// The key `path` names, if it is one of ours that `derive` takes in
+/// `place`; otherwise reports why not (the caller skips its value).
+fn accept(cx: &Ctxt, derive: Derive, place: Place, path: &Path) -> Option<Key> {
+    let Some(key) = Key::ALL.into_iter().find(|key| path.is_ident(key.name())) else {
+        cx.error_spanned_by(path, unknown_key(path, derive));
+        return None;
+    };
+    let name = key.name();
+    if !key.taken_by(derive) {
+        cx.error_spanned_by(path, sharded_only(&format!("`{name}`")));
+        None
+    } else if !key.goes_on(place) {
+        let message = match place {
+            Place::Struct => format!("`{name}` goes on a field, not on the struct"),
+            Place::Field => format!("`{name}` goes on the struct, not on a field"),
+        };
+        cx.error_spanned_by(path, message);
+        None
+    } else {
+        Some(key)
+    }
 }
 
 /// The attributes of the struct itself.
 pub struct Container {
     /// `#[sharded(table = "...")]`.
     pub table: Option<LitStr>,
+    /// Each `#[sharded(index(...))]`, in source order.
+    pub indexes: Vec<Index>,
+}
+
+/// A struct-level `#[sharded(index(field_a, field_b))]`.
+pub struct Index {
+    /// `index(...)` with the span of its parentheses, for errors about the
+    /// whole index: its tokens span from `index` to `)`.
+    pub tokens: proc_macro2::TokenStream,
+    /// The fields, as written (not yet checked).
+    pub fields: Vec<Ident>,
 }
 
 impl Container {
     /// Parses the struct's attributes, recording errors in `cx`.
-    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+    pub fn from_ast(cx: &Ctxt, attrs: &[Attribute], derive: Derive) -> Self {
         let mut table = None;
+        let mut indexes = Vec::new();
         for attr in attrs {
             if attr.path().is_ident("sharded") {
                 let parsed = attr.parse_nested_meta(|meta| {
-                    if meta.path.is_ident("table") {
-                        let value = string_value(cx, &meta, "table = \"users\"")?;
-                        set_once(cx, &mut table, &meta.path, value);
-                    } else if ["rename", "skip", "json"]
-                        .iter()
-                        .any(|key| meta.path.is_ident(key))
-                    {
-                        let key = meta.path.to_token_stream();
-                        cx.error_spanned_by(
-                            &meta.path,
-                            format!("`{key}` goes on a field, not on the struct"),
-                        );
-                        skip_value(&meta)?;
-                    } else {
-                        cx.error_spanned_by(&meta.path, unknown_key(&meta.path));
-                        skip_value(&meta)?;
+                    match accept(cx, derive, Place::Struct, &meta.path) {
+                        Some(Key::Table) => {
+                            let value = string_value(cx, &meta, "table = \"users\"")?;
+                            set_once(cx, &mut table, &meta.path, value);
+                        }
+                        Some(Key::Index) => indexes.extend(index_list(cx, &meta)?),
+                        _ => skip_value(&meta)?,
                     }
                     Ok(())
                 });
@@ -56,14 +159,16 @@ impl Container {
                 }
             } else if attr.path().is_ident("primary_key") || attr.path().is_ident("lookup") {
                 let name = attr.path().to_token_stream();
-                cx.error_spanned_by(
-                    attr,
-                    format!("`#[{name}]` goes on a field, not on the struct"),
-                );
+                let message = match derive {
+                    Derive::Sharded => format!("`#[{name}]` goes on a field, not on the struct"),
+                    Derive::FromRow => sharded_only(&format!("`#[{name}]`")),
+                };
+                cx.error_spanned_by(attr, message);
             }
         }
         Container {
             table: table.flatten(),
+            indexes,
         }
     }
 }
@@ -80,41 +185,63 @@ pub struct Field<'a> {
     pub skip: Option<Path>,
     /// `#[sharded(json)]`: the key's path, for spans.
     pub json: Option<Path>,
+    /// `#[sharded(index)]`: the key's path, for spans.
+    pub index: Option<Path>,
 }
 
 impl<'a> Field<'a> {
     /// Parses a field's attributes, recording errors in `cx`.
-    pub fn from_ast(cx: &Ctxt, attrs: &'a [Attribute]) -> Self {
+    pub fn from_ast(cx: &Ctxt, attrs: &'a [Attribute], derive: Derive) -> Self {
         let mut primary_key = None;
         let mut lookup = None;
         let mut rename = None;
         let mut skip = None;
         let mut json = None;
+        let mut index = None;
         for attr in attrs {
-            if attr.path().is_ident("primary_key") {
-                marker(cx, &mut primary_key, attr);
+            let slot = if attr.path().is_ident("primary_key") {
+                Some(&mut primary_key)
             } else if attr.path().is_ident("lookup") {
-                marker(cx, &mut lookup, attr);
+                Some(&mut lookup)
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
+                match derive {
+                    Derive::Sharded => marker(cx, slot, attr),
+                    Derive::FromRow => {
+                        let name = attr.path().to_token_stream();
+                        cx.error_spanned_by(attr, sharded_only(&format!("`#[{name}]`")));
+                    }
+                }
             } else if attr.path().is_ident("sharded") {
                 let parsed = attr.parse_nested_meta(|meta| {
-                    if meta.path.is_ident("rename") {
-                        let value = string_value(cx, &meta, "rename = \"column\"")?;
-                        set_once(cx, &mut rename, &meta.path, value);
-                    } else if meta.path.is_ident("skip") {
-                        flag(cx, &meta)?;
-                        set_once(cx, &mut skip, &meta.path, meta.path.clone());
-                    } else if meta.path.is_ident("json") {
-                        flag(cx, &meta)?;
-                        set_once(cx, &mut json, &meta.path, meta.path.clone());
-                    } else if meta.path.is_ident("table") {
-                        cx.error_spanned_by(
-                            &meta.path,
-                            "`table` goes on the struct, not on a field",
-                        );
-                        skip_value(&meta)?;
-                    } else {
-                        cx.error_spanned_by(&meta.path, unknown_key(&meta.path));
-                        skip_value(&meta)?;
+                    match accept(cx, derive, Place::Field, &meta.path) {
+                        Some(Key::Rename) => {
+                            let value = string_value(cx, &meta, "rename = \"column\"")?;
+                            set_once(cx, &mut rename, &meta.path, value);
+                        }
+                        Some(Key::Skip) => {
+                            flag(cx, &meta)?;
+                            set_once(cx, &mut skip, &meta.path, meta.path.clone());
+                        }
+                        Some(Key::Json) => {
+                            flag(cx, &meta)?;
+                            set_once(cx, &mut json, &meta.path, meta.path.clone());
+                        }
+                        Some(Key::Index) if meta.input.peek(syn::token::Paren) => {
+                            cx.error_spanned_by(
+                                &meta.path,
+                                "`index(...)` lists fields and goes on the struct; \
+                                 to index this field alone, write `#[sharded(index)]`",
+                            );
+                            skip_value(&meta)?;
+                        }
+                        Some(Key::Index) => {
+                            flag(cx, &meta)?;
+                            set_once(cx, &mut index, &meta.path, meta.path.clone());
+                        }
+                        Some(Key::Table) | None => skip_value(&meta)?,
                     }
                     Ok(())
                 });
@@ -129,8 +256,36 @@ impl<'a> Field<'a> {
             rename: rename.flatten(),
             skip,
             json,
+            index,
         }
     }
+}
+
+/// Parses the struct-level `index(field_a, ..)`, or reports another form.
+/// The list is only parsed here: `valid` checks the fields.
+fn index_list(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<Index>> {
+    if !meta.input.peek(syn::token::Paren) {
+        cx.error_spanned_by(
+            &meta.path,
+            "on the struct, `index` lists the fields to index together, as in \
+             `#[sharded(index(field_a, field_b))]`; to index one field, put `#[sharded(index)]` on it",
+        );
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    let mut parens = Group::new(Delimiter::Parenthesis, proc_macro2::TokenStream::new());
+    if let Some((_, span, _)) = meta.input.cursor().group(Delimiter::Parenthesis) {
+        parens.set_span(span.join());
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    // `parse_any`: a field named `r#type` may be listed as `type`.
+    let fields = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
+    let key = &meta.path;
+    Ok(Some(Index {
+        tokens: quote::quote!(#key #parens),
+        fields: fields.into_iter().collect(),
+    }))
 }
 
 /// Records a bare marker attribute (`#[primary_key]`, `#[lookup]`), rejecting
@@ -178,7 +333,7 @@ fn string_value(cx: &Ctxt, meta: &ParseNestedMeta, example: &str) -> syn::Result
     }
 }
 
-/// Checks that a flag key (`skip`, `json`) has no value.
+/// Checks that a flag key (`skip`, `json`, `index` on a field) has no value.
 fn flag(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.is_empty() || meta.input.peek(Token![,]) {
         return Ok(());

@@ -1,5 +1,7 @@
-//! Code generation: the `Model` impl and the typed inherent methods, or, when
-//! the input has errors, those errors plus a stand-in for both.
+//! Code generation: for `#[derive(Sharded)]`, the `Model` and `FromRow`
+//! impls, the column handles and the typed inherent methods; for
+//! `#[derive(FromRow)]`, the `FromRow` and `Selection` impls. When the input
+//! has errors: those errors plus a stand-in for all of it.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -7,22 +9,51 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident};
 
-use crate::ast::Input;
+use crate::ast::{Derive, Field, Input};
 use crate::ctxt::Ctxt;
 use crate::sql;
 use crate::ty::Scalar;
-use crate::valid::{self, Column, Model, Storage};
+use crate::valid::{self, Column, Model, Selection, Storage};
 
 /// Expands `#[derive(Sharded)]`.
-pub fn derive(input: &DeriveInput) -> TokenStream {
+pub fn derive_sharded(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();
-    let parsed = Input::from_syn(&cx, input);
+    let parsed = Input::from_syn(&cx, input, Derive::Sharded);
     let model = valid::check(&cx, &parsed);
+    finish(
+        cx,
+        || expand(&model.expect("validation reports an error whenever it builds no model")),
+        || fallback(&parsed),
+    )
+}
+
+/// Expands `#[derive(FromRow)]`.
+pub fn derive_from_row(input: &DeriveInput) -> TokenStream {
+    let cx = Ctxt::new();
+    let parsed = Input::from_syn(&cx, input, Derive::FromRow);
+    let selection = valid::check_selection(&cx, &parsed);
+    finish(
+        cx,
+        || {
+            expand_selection(
+                &selection.expect("validation reports an error whenever it builds no selection"),
+            )
+        },
+        || fallback_selection(&parsed),
+    )
+}
+
+/// The expansion if `cx` holds no error, else the errors and the fallback.
+fn finish(
+    cx: Ctxt,
+    expand: impl FnOnce() -> TokenStream,
+    fallback: impl FnOnce() -> TokenStream,
+) -> TokenStream {
     match cx.check() {
-        Ok(()) => expand(&model.expect("validation reports an error whenever it builds no model")),
+        Ok(()) => expand(),
         Err(errors) => {
             let mut tokens = errors.to_compile_error();
-            tokens.extend(fallback(&parsed));
+            tokens.extend(fallback());
             tokens
         }
     }
@@ -30,9 +61,11 @@ pub fn derive(input: &DeriveInput) -> TokenStream {
 
 fn expand(model: &Model) -> TokenStream {
     let model_impl = model_impl(model);
+    let from_row = from_row_impl(model.ident, &model.table, &model.columns, &model.skipped);
     let methods = methods(model);
     quote! {
         #model_impl
+        #from_row
         #methods
     }
 }
@@ -66,28 +99,6 @@ fn model_impl(model: &Model) -> TokenStream {
 
     let key_value = encode(table, &model.columns[primary_key]);
     let row_values = model.columns.iter().map(|column| encode(table, column));
-    let arity = model.columns.len();
-    let expected = format!("{arity} columns");
-    let cells: Vec<Ident> = (0..arity).map(|i| format_ident!("column{}", i)).collect();
-    let decoded = model.columns.iter().zip(&cells).map(|(column, cell)| {
-        let member = column.field.ident;
-        let name = &column.name;
-        let ty = column.field.ty;
-        let decode = match column.storage {
-            Storage::Native(_) => quote!(<#ty as ::collegedb::SqlField>::from_value),
-            Storage::Json => quote!(::collegedb::__private::decode_json::<#ty>),
-        };
-        // Spanned on the field's type, so a type that does not implement the
-        // trait is reported there rather than on the derive.
-        let decoded = quote_spanned! {ty.span()=>
-            ::collegedb::__private::decode_column(#table, #name, #cell, #decode)?
-        };
-        quote!(#member: #decoded)
-    });
-    let defaults = model.skipped.iter().map(|field| {
-        let member = field.ident;
-        quote_spanned!(field.ty.span()=> #member: ::core::default::Default::default())
-    });
 
     quote! {
         #[automatically_derived]
@@ -113,7 +124,44 @@ fn model_impl(model: &Model) -> TokenStream {
             fn to_row(&self) -> ::collegedb::Result<::std::vec::Vec<::collegedb::Value>> {
                 ::core::result::Result::Ok(::std::vec![#(#row_values?),*])
             }
+        }
+    }
+}
 
+/// `impl FromRow`, decoding `columns` in order and filling the `skipped`
+/// fields with their defaults. `table` names the source in a decode error:
+/// the table of a model, the struct of a `#[derive(FromRow)]`.
+fn from_row_impl(
+    ident: &Ident,
+    table: &str,
+    columns: &[Column],
+    skipped: &[&Field],
+) -> TokenStream {
+    let arity = columns.len();
+    let expected = format!("{arity} columns");
+    let cells: Vec<Ident> = (0..arity).map(|i| format_ident!("column{}", i)).collect();
+    let decoded = columns.iter().zip(&cells).map(|(column, cell)| {
+        let member = column.field.ident;
+        let name = &column.name;
+        let ty = column.field.ty;
+        let decode = match column.storage {
+            Storage::Native(_) => quote!(<#ty as ::collegedb::SqlField>::from_value),
+            Storage::Json => quote!(::collegedb::__private::decode_json::<#ty>),
+        };
+        // Spanned on the field's type, so a type that does not implement the
+        // trait is reported there rather than on the derive.
+        let decoded = quote_spanned! {ty.span()=>
+            ::collegedb::__private::decode_column(#table, #name, #cell, #decode)?
+        };
+        quote!(#member: #decoded)
+    });
+    let defaults = skipped.iter().map(|field| {
+        let member = field.ident;
+        quote_spanned!(field.ty.span()=> #member: ::core::default::Default::default())
+    });
+    quote! {
+        #[automatically_derived]
+        impl ::collegedb::FromRow for #ident {
             fn from_row(
                 row: ::std::vec::Vec<::collegedb::Value>,
             ) -> ::collegedb::Result<Self> {
@@ -137,6 +185,38 @@ fn model_impl(model: &Model) -> TokenStream {
             }
         }
     }
+}
+
+/// The `#[derive(FromRow)]` impls.
+fn expand_selection(selection: &Selection) -> TokenStream {
+    let ident = selection.ident;
+    let from_row = from_row_impl(ident, &ident.unraw().to_string(), &selection.columns, &[]);
+    let column_names = selection.columns.iter().map(|column| &column.name);
+    quote! {
+        #from_row
+
+        #[automatically_derived]
+        impl ::collegedb::Selection for #ident {
+            const COLUMNS: &'static [&'static str] = &[#(#column_names),*];
+        }
+    }
+}
+
+/// The type of a field's column handle: `Column<Self, T>` for a field of
+/// type `T`, and `Column<Self, Json<T>>` for a JSON one, which cannot be
+/// compared with values.
+fn handle_type(field: &Field) -> TokenStream {
+    let ty = field.ty;
+    if field.attrs.json.is_some() {
+        quote!(::collegedb::Column<Self, ::collegedb::query::Json<#ty>>)
+    } else {
+        quote!(::collegedb::Column<Self, #ty>)
+    }
+}
+
+/// The signature of the generated `query()`.
+fn query_signature() -> TokenStream {
+    quote!(pub fn query() -> ::collegedb::Query<Self>)
 }
 
 /// `self.field` encoded as a `Result<Value>`. An `Error::Encode` names the
@@ -239,7 +319,7 @@ const METHODS: &[Method] = &[
         key: Key::None,
         returns: || quote!(()),
         delegate: "create_schema",
-        doc: "Creates the `{table}` table and the unique index of each `#[lookup]` column, where they do not exist yet.",
+        doc: "Creates the `{table}` table and its indexes (the unique index of each `#[lookup]` column, and each `index`), where they do not exist yet.",
     },
     Method {
         name: "get",
@@ -448,17 +528,44 @@ fn methods(model: &Model) -> TokenStream {
             };
             method_item(method, &name, item)
         });
+    let handles = model
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, column)| {
+            // Validation refused the fields without a handle name.
+            let handle = valid::handle(column.field.ident)?;
+            let ty = handle_type(column.field);
+            let name = &column.name;
+            let doc = format!("The `{table}.{name}` column, for queries.");
+            Some(quote! {
+                #[doc = #doc]
+                pub const #handle: #ty = ::collegedb::Column::new(#name, #index);
+            })
+        });
+    let query = query_signature();
+    let query_doc = format!(
+        "A query over every `{table}` row; add filters, orderings and limits, then run it."
+    );
     quote! {
         impl #ident {
+            #(#handles)*
+
             #(#items)*
+
+            #[doc = #query_doc]
+            #query {
+                ::collegedb::Query::new()
+            }
         }
     }
 }
 
-/// What is emitted next to the errors: a `Model` impl and the inherent
-/// methods that can be determined, with bodies that never run (the build
-/// fails anyway), so that uses of them do not add errors of their own.
-/// Keys are taken as any type, since the key's type may be the mistake.
+/// What is emitted next to the errors: the `Model` and `FromRow` impls, and
+/// the handles and inherent methods that can be determined, with bodies that
+/// never run (the build fails anyway), so that uses of them do not add
+/// errors of their own. Keys are taken as any type, since the key's type may
+/// be the mistake; handles have the field's type as written.
 fn fallback(input: &Input) -> TokenStream {
     let ident = input.ident;
     // `Model: 'static`: bound it here, so that a struct with a lifetime (a
@@ -469,6 +576,22 @@ fn fallback(input: &Input) -> TokenStream {
         .predicates
         .push(syn::parse_quote!(Self: 'static));
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let from_row = from_row_stub(input, &generics);
+    // One handle per name: two of the same name (a reported mistake) would
+    // be an error of their own.
+    let mut names = std::collections::HashSet::new();
+    let handles = input
+        .fields
+        .iter()
+        .flatten()
+        .filter(|field| field.attrs.skip.is_none())
+        .filter_map(|field| Some((valid::handle(field.ident)?, field)))
+        .filter(|(handle, _)| names.insert(handle.to_string()))
+        .map(|(handle, field)| {
+            let ty = handle_type(field);
+            quote!(pub const #handle: #ty = ::collegedb::Column::new("", 0);)
+        });
+    let query = query_signature();
     let lookups: Vec<_> = input
         .fields
         .iter()
@@ -511,15 +634,49 @@ fn fallback(input: &Input) -> TokenStream {
             fn to_row(&self) -> ::collegedb::Result<::std::vec::Vec<::collegedb::Value>> {
                 ::core::unreachable!()
             }
+        }
+
+        #from_row
+
+        impl #impl_generics #ident #ty_generics #where_clause {
+            #(#handles)*
+            #(#stubs)*
+            #query {
+                ::core::unreachable!()
+            }
+        }
+    }
+}
+
+/// A `FromRow` impl that never runs, for a fallback, under `generics`.
+fn from_row_stub(input: &Input, generics: &syn::Generics) -> TokenStream {
+    let ident = input.ident;
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::collegedb::FromRow for #ident #ty_generics #where_clause {
             fn from_row(
                 _: ::std::vec::Vec<::collegedb::Value>,
             ) -> ::collegedb::Result<Self> {
                 ::core::unreachable!()
             }
         }
+    }
+}
 
-        impl #impl_generics #ident #ty_generics #where_clause {
-            #(#stubs)*
+/// What `#[derive(FromRow)]` emits next to its errors: its impls, with no
+/// columns and a body that never runs.
+fn fallback_selection(input: &Input) -> TokenStream {
+    let ident = input.ident;
+    let generics = &input.original.generics;
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let from_row = from_row_stub(input, generics);
+    quote! {
+        #from_row
+
+        #[automatically_derived]
+        impl #impl_generics ::collegedb::Selection for #ident #ty_generics #where_clause {
+            const COLUMNS: &'static [&'static str] = &[];
         }
     }
 }
@@ -531,19 +688,26 @@ mod tests {
 
     use super::*;
 
-    /// Each inherent method's name, whether it takes `&self`, its number of
-    /// parameters and its return type.
-    fn methods_of(expansion: TokenStream) -> Vec<(String, bool, usize, String)> {
+    /// The items of the inherent impls of an expansion.
+    fn inherent_items(expansion: TokenStream) -> Vec<syn::ImplItem> {
         let file: syn::File = syn::parse2(expansion).unwrap();
         file.items
-            .iter()
+            .into_iter()
             .filter_map(|item| match item {
-                syn::Item::Impl(block) if block.trait_.is_none() => Some(&block.items),
+                syn::Item::Impl(block) if block.trait_.is_none() => Some(block.items),
                 _ => None,
             })
             .flatten()
+            .collect()
+    }
+
+    /// Each inherent method's name, whether it takes `&self`, its number of
+    /// parameters and its return type.
+    fn methods_of(expansion: TokenStream) -> Vec<(String, bool, usize, String)> {
+        inherent_items(expansion)
+            .into_iter()
             .filter_map(|item| match item {
-                syn::ImplItem::Fn(method) => Some(&method.sig),
+                syn::ImplItem::Fn(method) => Some(method.sig),
                 _ => None,
             })
             .map(|sig| {
@@ -553,6 +717,20 @@ mod tests {
                     sig.inputs.len(),
                     sig.output.to_token_stream().to_string(),
                 )
+            })
+            .collect()
+    }
+
+    /// Each inherent associated constant's name and type.
+    fn consts_of(expansion: TokenStream) -> Vec<(String, String)> {
+        inherent_items(expansion)
+            .into_iter()
+            .filter_map(|item| match item {
+                syn::ImplItem::Const(constant) => Some((
+                    constant.ident.to_string(),
+                    constant.ty.to_token_stream().to_string(),
+                )),
+                _ => None,
             })
             .collect()
     }
@@ -595,7 +773,7 @@ mod tests {
                 name: HashMap<String, String>,
             }
         };
-        let real = methods_of(derive(&valid));
+        let real = methods_of(derive_sharded(&valid));
         let names: Vec<&str> = real.iter().map(|(name, ..)| name.as_str()).collect();
         assert_eq!(
             names,
@@ -611,10 +789,96 @@ mod tests {
                 "delete",
                 "list",
                 "count",
+                "query",
             ]
         );
-        let fallback = derive(&invalid);
+        let fallback = derive_sharded(&invalid);
         assert!(fallback.to_string().contains("compile_error"), "{fallback}");
-        assert_eq!(methods_of(fallback), real);
+        assert_eq!(methods_of(fallback.clone()), real);
+        // The handles too, with the type of the field as written.
+        let handles = |expansion| -> Vec<(String, String)> {
+            consts_of(expansion)
+                .into_iter()
+                .map(|(name, ty)| (name, ty.replace(' ', "")))
+                .collect()
+        };
+        let column = |ty: &str| format!("::collegedb::Column<Self,{ty}>");
+        assert_eq!(
+            handles(derive_sharded(&valid)),
+            [
+                ("ID".to_owned(), column("String")),
+                ("EMAIL".to_owned(), column("String")),
+                ("BADGE".to_owned(), column("u32")),
+                ("NAME".to_owned(), column("String")),
+            ]
+        );
+        assert_eq!(
+            handles(fallback)[3],
+            ("NAME".to_owned(), column("HashMap<String,String>"))
+        );
+    }
+
+    #[test]
+    fn handles_are_named_after_fields_and_point_at_columns() {
+        let input: DeriveInput = parse_quote! {
+            struct Post {
+                #[primary_key]
+                id: i64,
+                #[sharded(skip)]
+                cache: u8,
+                #[sharded(rename = "kind")]
+                r#type: String,
+                #[sharded(json)]
+                tags: Vec<String>,
+            }
+        };
+        let expansion = derive_sharded(&input).to_string().replace(' ', "");
+        for handle in [
+            "pubconstID:::collegedb::Column<Self,i64>=::collegedb::Column::new(\"id\",0usize);",
+            "pubconstTYPE:::collegedb::Column<Self,String>=::collegedb::Column::new(\"kind\",1usize);",
+            "pubconstTAGS:::collegedb::Column<Self,::collegedb::query::Json<Vec<String>>>=::collegedb::Column::new(\"tags\",2usize);",
+        ] {
+            assert!(expansion.contains(handle), "{handle} in {expansion}");
+        }
+        assert!(!expansion.contains("CACHE"), "{expansion}");
+        assert!(
+            expansion.contains("The`posts.kind`column,forqueries."),
+            "{expansion}"
+        );
+    }
+
+    #[test]
+    fn from_row_decodes_the_fields_in_order() {
+        let input: DeriveInput = parse_quote! {
+            struct Summary {
+                #[sharded(rename = "display_name")]
+                name: String,
+                #[sharded(json)]
+                tags: Vec<String>,
+            }
+        };
+        let expansion = derive_from_row(&input);
+        let text = expansion.to_string().replace(' ', "");
+        assert!(!text.contains("compile_error"), "{text}");
+        assert!(
+            text.contains("constCOLUMNS:&'static[&'staticstr]=&[\"display_name\",\"tags\"];"),
+            "{text}"
+        );
+        assert!(
+            text.contains("decode_column(\"Summary\",\"display_name\",column0,"),
+            "{text}"
+        );
+        assert!(text.contains("decode_json::<Vec<String>>"), "{text}");
+        let file: syn::File = syn::parse2(expansion).unwrap();
+        let traits: Vec<String> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Impl(block) => block.trait_.as_ref(),
+                _ => None,
+            })
+            .map(|(_, path, _)| path.to_token_stream().to_string().replace(' ', ""))
+            .collect();
+        assert_eq!(traits, ["::collegedb::FromRow", "::collegedb::Selection"]);
     }
 }

@@ -9,7 +9,8 @@ use crate::valid::Model;
 
 /// The statements of `collegedb::__private::TableSql`, plus each lookup's select.
 pub struct Statements {
-    /// `CREATE TABLE`, then one `CREATE UNIQUE INDEX` per lookup.
+    /// `CREATE TABLE`, then one `CREATE UNIQUE INDEX` per lookup, then one
+    /// `CREATE INDEX` per index, in `Model::indexes` order.
     pub create: Vec<String>,
     /// `INSERT INTO t (..) VALUES (?1, ..)`.
     pub insert: String,
@@ -29,6 +30,13 @@ pub struct Statements {
 
 fn quoted(name: &str) -> String {
     format!("\"{name}\"")
+}
+
+/// The name of the (non-unique) index of `table` on `columns`:
+/// `<table>_<column>_.._idx`. A lookup's unique index ends in `_key`
+/// instead, so the two never clash.
+pub fn index_name(table: &str, columns: &[&str]) -> String {
+    format!("{table}_{}_idx", columns.join("_"))
 }
 
 /// Generates every statement of `model`.
@@ -64,6 +72,18 @@ pub fn statements(model: &Model) -> Statements {
         format!(
             "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({})",
             names[i]
+        )
+    }));
+    create.extend(model.indexes.iter().map(|columns| {
+        let plain: Vec<&str> = columns
+            .iter()
+            .map(|&i| model.columns[i].name.as_str())
+            .collect();
+        let quoted_columns: Vec<&str> = columns.iter().map(|&i| names[i].as_str()).collect();
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} ({})",
+            quoted(&index_name(&model.table, &plain)),
+            quoted_columns.join(", ")
         )
     }));
 
@@ -105,14 +125,14 @@ pub fn statements(model: &Model) -> Statements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ast::Input;
+    use crate::ast::{Derive, Input};
     use crate::ctxt::Ctxt;
     use crate::valid;
 
     fn statements_of(source: &str) -> Statements {
         let input: syn::DeriveInput = syn::parse_str(source).unwrap();
         let cx = Ctxt::new();
-        let parsed = Input::from_syn(&cx, &input);
+        let parsed = Input::from_syn(&cx, &input, Derive::Sharded);
         let model = valid::check(&cx, &parsed);
         if let Err(error) = cx.check() {
             panic!("{error}");
@@ -191,6 +211,32 @@ mod tests {
         assert_eq!(
             sql.select_all,
             "SELECT \"name\", \"ref\", \"age\" FROM \"people\" ORDER BY \"ref\""
+        );
+    }
+
+    #[test]
+    fn indexes_follow_the_lookups() {
+        let sql = statements_of(
+            "#[sharded(index(author, created))]
+            #[sharded(index(r#type))]
+            struct Post {
+                #[primary_key] id: i64,
+                #[lookup] slug: String,
+                #[sharded(index, rename = \"writer\")] author: String,
+                #[sharded(index, json)] tags: Vec<String>,
+                created: u64,
+                r#type: String,
+            }",
+        );
+        assert_eq!(
+            sql.create[1..],
+            [
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"posts_slug_key\" ON \"posts\" (\"slug\")",
+                "CREATE INDEX IF NOT EXISTS \"posts_writer_idx\" ON \"posts\" (\"writer\")",
+                "CREATE INDEX IF NOT EXISTS \"posts_tags_idx\" ON \"posts\" (\"tags\")",
+                "CREATE INDEX IF NOT EXISTS \"posts_writer_created_idx\" ON \"posts\" (\"writer\", \"created\")",
+                "CREATE INDEX IF NOT EXISTS \"posts_type_idx\" ON \"posts\" (\"type\")",
+            ]
         );
     }
 

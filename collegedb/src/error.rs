@@ -5,7 +5,7 @@
 /// Each variant has a stable code (see [`Error::code`]) that is safe to match
 /// on, log or return to clients; messages may be reworded between releases,
 /// codes never are.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A mapping, a coordinator or the caller named a shard that is not configured.
@@ -174,6 +174,45 @@ pub enum Error {
         key: String,
     },
 
+    /// A query was built in a way that cannot run: a cursor from another
+    /// query, a selected column the model does not have, a cursor together
+    /// with an offset, or a column that is not a key where one is needed.
+    #[error("invalid query on `{table}`: {message}")]
+    InvalidQuery {
+        /// The table.
+        table: &'static str,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
+
+    /// A statement is longer than the backend accepts (D1: 100,000 bytes).
+    #[error("a statement of {bytes} bytes is over the backend's limit of {limit}: narrow the query (a long `IN` list, or many conditions)")]
+    StatementTooLong {
+        /// The statement's length in bytes.
+        bytes: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
+
+    /// A query across shards could not read some shards. Nothing partial
+    /// was returned; [`Query::partial`](crate::Query::partial) opts into
+    /// the healthy shards' rows with the failures listed instead.
+    #[error("{} of the shards failed: {}", failures.len(), ShardFailure::names(failures))]
+    ShardsFailed {
+        /// Each failed shard with its error, in shard order.
+        failures: Vec<ShardFailure>,
+    },
+
+    /// An aggregate's integer sum does not fit in 64 bits (SQLite reports
+    /// the same sum on one database as "integer overflow").
+    #[error("the sum of `{table}.{column}` overflows a 64-bit integer")]
+    IntegerOverflow {
+        /// The table.
+        table: &'static str,
+        /// The summed column.
+        column: &'static str,
+    },
+
     /// A local file or directory could not be used.
     #[error("I/O error on `{path}`: {message}")]
     Io {
@@ -209,6 +248,10 @@ impl Error {
     /// | `constraint` | a shard refused a caller's own statement by a constraint |
     /// | `stale_topology` | the handle's shard list is older than the shards' |
     /// | `row_moving` | the row is being moved by a rebalance: retry |
+    /// | `invalid_query` | a query cannot run as built |
+    /// | `statement_too_long` | a statement is over the backend's size limit |
+    /// | `shards_failed` | a query across shards could not read some shards |
+    /// | `integer_overflow` | an aggregate's integer sum overflows |
     ///
     /// ```
     /// let err = collegedb::Error::NoShards;
@@ -236,7 +279,30 @@ impl Error {
             Error::Constraint { .. } => "constraint",
             Error::StaleTopology { .. } => "stale_topology",
             Error::RowMoving { .. } => "row_moving",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::StatementTooLong { .. } => "statement_too_long",
+            Error::ShardsFailed { .. } => "shards_failed",
+            Error::IntegerOverflow { .. } => "integer_overflow",
         }
+    }
+}
+
+/// One shard that a query across shards could not read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardFailure {
+    /// The shard's name.
+    pub shard: String,
+    /// Why it failed.
+    pub error: Error,
+}
+
+impl ShardFailure {
+    fn names(failures: &[ShardFailure]) -> String {
+        failures
+            .iter()
+            .map(|f| format!("`{}` ({})", f.shard, f.error))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

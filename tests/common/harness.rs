@@ -514,7 +514,7 @@ pub async fn stored(db: &Database<Embedded>) -> Vec<Stored> {
         let shard = db.shard(&name).unwrap();
         let marks = shard.query(&marks_sql).await.unwrap();
         for row in shard.query(&rows_sql).await.unwrap() {
-            let user = User::from_row(row).unwrap();
+            let user = <User as collegedb::FromRow>::from_row(row).unwrap();
             let pk = Value::Text(user.id.clone());
             let of = |kind: &str| -> Vec<String> {
                 marks

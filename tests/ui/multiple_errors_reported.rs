@@ -14,8 +14,14 @@ struct User {
 }
 
 // None of these uses adds an error of its own: the derive's fallback
-// provides every method, whatever the key type.
+// provides every method, whatever the key type, and the handles, with the
+// field types as written.
 async fn uses<B: Backend>(db: &Database<B>) -> collegedb::Result<()> {
+    let _: Vec<User> = User::query()
+        .filter(User::NAME.eq("Ada"))
+        .order_by(User::PREFS.asc())
+        .all(db)
+        .await?;
     User::create_schema(db).await?;
     let user = User::get(db, "u-1").await?.unwrap();
     user.insert(db).await?;

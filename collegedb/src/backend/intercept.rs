@@ -136,6 +136,9 @@ impl<S: ShardExecutor, I: Interceptor> ShardExecutor for Seen<S, I> {
     fn check(params: &[Value]) -> Result<()> {
         S::check(params)
     }
+    fn check_statement(statement: &Statement) -> Result<()> {
+        S::check_statement(statement)
+    }
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
         self.call(Call::Query, self.inner.query(statement)).await
     }

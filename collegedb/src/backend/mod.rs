@@ -73,6 +73,16 @@ pub trait ShardExecutor {
         Ok(())
     }
 
+    /// Refuses a whole statement this backend would refuse: its parameters
+    /// ([`ShardExecutor::check`]) and, on D1, its length. Queries ask before
+    /// any shard is sent anything.
+    fn check_statement(statement: &Statement) -> Result<()>
+    where
+        Self: Sized,
+    {
+        Self::check(&statement.params)
+    }
+
     /// Runs a read-only query; each row holds its values in select-list order.
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>>;
     /// Runs statements atomically, in one transaction and one round trip

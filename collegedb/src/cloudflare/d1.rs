@@ -13,6 +13,8 @@ use crate::value::Value;
 
 /// The most parameters D1 binds in one statement.
 pub const D1_MAX_PARAMETERS: usize = 100;
+/// D1's limit on the length of one SQL statement, in bytes.
+pub const D1_MAX_STATEMENT_BYTES: usize = 100_000;
 
 /// The largest integer magnitude a JS number holds exactly (2^53). D1 takes
 /// and returns numbers as JS numbers, so integers beyond it are refused.
@@ -297,6 +299,16 @@ impl ShardExecutor for D1Shard {
             });
         }
         params.iter().try_for_each(exact_in_js)
+    }
+
+    fn check_statement(statement: &Statement) -> Result<()> {
+        if statement.sql.len() > D1_MAX_STATEMENT_BYTES {
+            return Err(Error::StatementTooLong {
+                bytes: statement.sql.len(),
+                limit: D1_MAX_STATEMENT_BYTES,
+            });
+        }
+        Self::check(&statement.params)
     }
 
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {

@@ -95,7 +95,20 @@ impl SqliteShard {
     }
 }
 
+/// The bundled SQLite's limit on bound parameters (`SQLITE_MAX_VARIABLE_NUMBER`).
+const MAX_PARAMETERS: usize = 32_766;
+
 impl ShardExecutor for SqliteShard {
+    fn check(params: &[Value]) -> Result<()> {
+        if params.len() > MAX_PARAMETERS {
+            return Err(Error::TooManyParameters {
+                count: params.len(),
+                limit: MAX_PARAMETERS,
+            });
+        }
+        Ok(())
+    }
+
     async fn query(&self, statement: &Statement) -> Result<Vec<Vec<Value>>> {
         let conn = self.conn();
         self.run(&conn, statement).map(|outcome| outcome.rows)

@@ -8,13 +8,17 @@
 //! - [`write`]: `insert`, `update`, `delete` — claims before the row, row
 //!   before releases; each write batch starts with the shard's fence.
 //! - [`fanout`]: `create_schema`, `list`, `count`: every shard at once.
+//! - [`query`]: typed queries and aggregates, routed by a pinned key or
+//!   fanned out and merged; [`select`]: their statements.
 //! - [`rebalance`]: moving hash-placed rows home after shards are appended.
 //! - [`sql`]: the router's own tables and statements on each shard.
 
 mod claims;
 mod fanout;
 mod locate;
+mod query;
 mod rebalance;
+mod select;
 pub(crate) mod sql;
 mod write;
 
@@ -39,6 +43,8 @@ pub(crate) struct Router<B: Backend> {
     pub(crate) directory: Directory<B>,
     pub(crate) placement: Placement,
     pub(crate) max_shard_bytes: Option<u64>,
+    /// How many shards an operation on every shard asks at once.
+    pub(crate) fanout: usize,
 }
 
 /// What a probe of one shard learnt about a key.

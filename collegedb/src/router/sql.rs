@@ -36,9 +36,6 @@ enum Shape {
     Probe,
     Peek,
     ProbeLookup(&'static str),
-    Page {
-        first: bool,
-    },
     Count,
     FrozenKeys,
     Keys,
@@ -88,7 +85,7 @@ fn literal(text: &str) -> String {
 /// off their homes for a reader at that epoch. Rows move only onto shards a
 /// reader that sees the table settled does not know, so such a reader never
 /// needs the `moving` marks.
-fn unsettled_at<M: Model>(epoch: usize) -> String {
+pub(crate) fn unsettled_at<M: Model>(epoch: usize) -> String {
     format!(
         "COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = {}), 0) < ?{epoch}",
         literal(M::TABLE)
@@ -96,7 +93,7 @@ fn unsettled_at<M: Model>(epoch: usize) -> String {
 }
 
 /// A mark of the row whose key is `key_sql` (an expression).
-fn mark<M: Model>(select: &str, kind: &str, key_sql: &str) -> String {
+pub(crate) fn mark<M: Model>(select: &str, kind: &str, key_sql: &str) -> String {
     format!(
         "(SELECT {select} FROM _collegedb_marks WHERE tbl = {} AND kind = '{kind}' AND pk = {key_sql})",
         literal(M::TABLE)
@@ -221,7 +218,7 @@ pub(crate) fn clear_marks(table: &str, key: &Value, kinds: &'static [&'static st
     Statement::new(sql, vec![Value::Text(table.to_owned()), key.clone()])
 }
 
-fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     format!("\"{name}\"")
 }
 
@@ -298,39 +295,6 @@ pub(crate) fn probe_lookup<M: Model>(lookup: &Lookup, value: &Value, epoch: usiz
         )
     });
     Statement::new(sql, vec![value.clone(), Value::Integer(epoch as i64)])
-}
-
-/// How many rows a page of [`page`] holds.
-pub(crate) const PAGE_ROWS: i64 = 1000;
-
-/// A page of a shard's rows in primary-key order, after `after` (from the
-/// start without), as `[moving, columns...]`. `moving` is read only while the
-/// table is unsettled for this reader. Parameters: `?1` epoch, `?2` page
-/// size, `?3` the last key of the previous page.
-pub(crate) fn page<M: Model>(after: Option<&Value>, epoch: usize) -> Statement {
-    let sql = memo_for::<M>(
-        Shape::Page {
-            first: after.is_none(),
-        },
-        || {
-            let pk = format!("_row.{}", quoted(M::primary_key_column()));
-            let after = if after.is_none() {
-                String::new()
-            } else {
-                format!(" WHERE {pk} > ?3")
-            };
-            format!(
-            "SELECT CASE WHEN {} THEN EXISTS {} ELSE 0 END AS _collegedb_moving, {} FROM {} AS _row{after} ORDER BY {pk} LIMIT ?2",
-            unsettled_at::<M>(1),
-            mark::<M>("1", "moving", &pk),
-            row_columns::<M>(),
-            quoted(M::TABLE),
-        )
-        },
-    );
-    let mut params = vec![Value::Integer(epoch as i64), Value::Integer(PAGE_ROWS)];
-    params.extend(after.cloned());
-    Statement::new(sql, params)
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.

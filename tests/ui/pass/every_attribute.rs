@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use collegedb::{embedded, Model, Sharded};
+use collegedb::{embedded, FromRow, Model, Sharded};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,6 +13,7 @@ struct Settings {
 
 #[derive(Sharded, Debug, Clone, PartialEq)]
 #[sharded(table = "members")]
+#[sharded(index(name, score), index(active, r#nickname))]
 pub struct Member {
     #[primary_key]
     #[sharded(rename = "member_id")]
@@ -24,11 +25,12 @@ pub struct Member {
     #[sharded(rename = "display_name")]
     name: String,
     nickname: Option<String>,
+    #[sharded(index)]
     score: f64,
     ratio: Option<f32>,
     active: bool,
     avatar: Option<Vec<u8>>,
-    #[sharded(json)]
+    #[sharded(json, index)]
     settings: Settings,
     #[sharded(json, rename = "tag_list")]
     tags: Vec<String>,
@@ -106,6 +108,21 @@ fn main() {
         (Member::LOOKUPS[1].column, Member::LOOKUPS[1].index),
         ("badge", 2)
     );
+    assert_eq!(
+        Member::SQL.create[3..],
+        [
+            r#"CREATE INDEX IF NOT EXISTS "members_score_idx" ON "members" ("score")"#,
+            r#"CREATE INDEX IF NOT EXISTS "members_settings_idx" ON "members" ("settings")"#,
+            r#"CREATE INDEX IF NOT EXISTS "members_display_name_score_idx" ON "members" ("display_name", "score")"#,
+            r#"CREATE INDEX IF NOT EXISTS "members_active_nickname_idx" ON "members" ("active", "nickname")"#,
+        ]
+    );
+    // Handles name the column (renames included) and its position.
+    assert_eq!(
+        (Member::NAME.name(), Member::TAGS.name(), Member::ID.name()),
+        ("display_name", "tag_list", "member_id")
+    );
+    assert_eq!((BlogPost::DB.name(), BlogPost::TYPE.name()), ("db", "type"));
     assert_eq!(BlogPost::TABLE, "blog_posts");
     assert_eq!(BlogPost::COLUMNS, ["db", "type"]);
 

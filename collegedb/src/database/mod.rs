@@ -1,4 +1,11 @@
-//! The database handle: the public face of the router.
+//! The database handle: the public face of the router. Beside it, the
+//! methods that run typed queries ([`query`](self::query)) and the raw SQL
+//! escape hatches ([`raw`]).
+
+mod query;
+mod raw;
+
+pub use raw::{Merge, RawShard, RawShards};
 
 use crate::backend::intercept::{Intercepted, Interceptor, Seen};
 use crate::backend::{Backend, ShardSpec};
@@ -26,7 +33,12 @@ pub struct Config {
     max_shard_bytes: Option<u64>,
     keys: KeyCodec,
     cache: Option<MappingCache>,
+    fanout: usize,
 }
+
+/// Shards asked at once by an operation on every shard: the number of
+/// connections a Worker may have open at once.
+const DEFAULT_FANOUT: usize = 6;
 
 impl Default for Config {
     /// Hash placement, no size limit, hashed mapping keys, and a private
@@ -37,6 +49,7 @@ impl Default for Config {
             max_shard_bytes: None,
             keys: KeyCodec::default(),
             cache: None,
+            fanout: DEFAULT_FANOUT,
         }
     }
 }
@@ -74,6 +87,16 @@ impl Config {
     pub fn cache(self, cache: MappingCache) -> Self {
         Config {
             cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// How many shards a query across shards (and `list`, `count`,
+    /// `create_schema`) asks at once; the default is 6, the number of
+    /// connections a Worker may have open at once. At least 1.
+    pub fn fanout_limit(self, shards: usize) -> Self {
+        Config {
+            fanout: shards.max(1),
             ..self
         }
     }
@@ -155,6 +178,7 @@ impl<B: Backend> Database<B> {
                 directory,
                 placement: config.placement,
                 max_shard_bytes: config.max_shard_bytes,
+                fanout: config.fanout,
             },
             config,
         })
@@ -169,6 +193,7 @@ impl<B: Backend> Database<B> {
             directory,
             placement,
             max_shard_bytes,
+            fanout,
         } = self.router;
         Database {
             router: Router {
@@ -183,6 +208,7 @@ impl<B: Backend> Database<B> {
                 directory: directory.intercepted(interceptor),
                 placement,
                 max_shard_bytes,
+                fanout,
             },
             config: self.config,
         }

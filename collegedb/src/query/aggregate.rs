@@ -1,0 +1,448 @@
+//! Aggregates across shards: each shard computes partial results (counts,
+//! sums, minima, maxima; an average as a sum and a count), and the merge
+//! combines them exactly: never an average of averages.
+
+use std::cmp::Ordering;
+use std::marker::PhantomData;
+
+use super::column::Column;
+use super::filter::Op;
+use super::order::compare;
+use crate::error::{Error, Result};
+use crate::value::Value;
+
+/// An aggregate over rows of model `M`: [`count`], [`count_of`], [`sum`],
+/// [`min`], [`max`] or [`avg`]. Compare one with a value to filter groups
+/// ([`Grouped::having`](crate::Grouped::having)).
+pub struct Aggregate<M> {
+    pub(crate) function: Function,
+    /// The column's name and index; `None` for `COUNT(*)`.
+    pub(crate) column: Option<(&'static str, usize)>,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Aggregate<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for Aggregate<M> {}
+
+impl<M> std::fmt::Debug for Aggregate<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let column = self.column.map_or("*", |(c, _)| c);
+        write!(f, "{:?}({column})", self.function)
+    }
+}
+
+impl<M> PartialEq for Aggregate<M> {
+    fn eq(&self, other: &Self) -> bool {
+        self.function == other.function && self.column == other.column
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Function {
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+fn aggregate<M>(function: Function, column: Option<(&'static str, usize)>) -> Aggregate<M> {
+    Aggregate {
+        function,
+        column,
+        _model: PhantomData,
+    }
+}
+
+/// `COUNT(*)`: the number of rows.
+pub fn count<M>() -> Aggregate<M> {
+    aggregate(Function::Count, None)
+}
+
+/// `COUNT(column)`: the number of rows where the column is not NULL.
+pub fn count_of<M, T>(column: Column<M, T>) -> Aggregate<M> {
+    aggregate(Function::Count, Some((column.name(), column.index())))
+}
+
+/// `SUM(column)`: an integer if every value is one, else a real; NULL over
+/// no values. An integer sum beyond 64 bits is [`Error::IntegerOverflow`].
+pub fn sum<M, T: Numeric>(column: Column<M, T>) -> Aggregate<M> {
+    aggregate(Function::Sum, Some((column.name(), column.index())))
+}
+
+/// `MIN(column)`: the least non-NULL value in SQLite's order; NULL over none.
+pub fn min<M, T>(column: Column<M, T>) -> Aggregate<M> {
+    aggregate(Function::Min, Some((column.name(), column.index())))
+}
+
+/// `MAX(column)`: the greatest non-NULL value in SQLite's order; NULL over none.
+pub fn max<M, T>(column: Column<M, T>) -> Aggregate<M> {
+    aggregate(Function::Max, Some((column.name(), column.index())))
+}
+
+/// `AVG(column)`: a real, the sum of every shard's values over their count;
+/// NULL over no values.
+pub fn avg<M, T: Numeric>(column: Column<M, T>) -> Aggregate<M> {
+    aggregate(Function::Avg, Some((column.name(), column.index())))
+}
+
+/// Column types that [`sum`] and [`avg`] accept.
+pub trait Numeric {}
+
+macro_rules! numeric {
+    ($($ty:ty),*) => {$(
+        impl Numeric for $ty {}
+        impl Numeric for Option<$ty> {}
+    )*};
+}
+
+numeric!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+impl<M> Aggregate<M> {
+    fn compare(self, op: Op, value: impl Into<Value>) -> Having<M> {
+        Having::from_expr(HavingExpr::Compare {
+            aggregate: (self.function, self.column),
+            op,
+            value: value.into(),
+        })
+    }
+
+    /// `aggregate = value`.
+    pub fn eq(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Eq, value)
+    }
+
+    /// `aggregate <> value`.
+    pub fn ne(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Ne, value)
+    }
+
+    /// `aggregate < value`.
+    pub fn lt(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Lt, value)
+    }
+
+    /// `aggregate <= value`.
+    pub fn le(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Le, value)
+    }
+
+    /// `aggregate > value`.
+    pub fn gt(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Gt, value)
+    }
+
+    /// `aggregate >= value`.
+    pub fn ge(self, value: impl Into<Value>) -> Having<M> {
+        self.compare(Op::Ge, value)
+    }
+
+    /// The columns a shard returns for this aggregate's partial result.
+    pub(crate) fn partial_sql(&self, alias: &str) -> Vec<String> {
+        let col = self
+            .column
+            .map(|(c, _)| format!("{alias}.\"{c}\""))
+            .unwrap_or_else(|| "*".to_owned());
+        match self.function {
+            Function::Count => vec![format!("COUNT({col})")],
+            Function::Sum => vec![format!("SUM({col})")],
+            Function::Min => vec![format!("MIN({col})")],
+            Function::Max => vec![format!("MAX({col})")],
+            Function::Avg => vec![format!("SUM({col})"), format!("COUNT({col})")],
+        }
+    }
+
+    /// The same columns as [`Aggregate::partial_sql`] for one row alone.
+    pub(crate) fn row_sql(&self, alias: &str) -> Vec<String> {
+        let col = self.column.map(|(c, _)| format!("{alias}.\"{c}\""));
+        let present = |c: &Option<String>| match c {
+            Some(c) => format!("({c} IS NOT NULL)"),
+            None => "1".to_owned(),
+        };
+        match self.function {
+            Function::Count => vec![present(&col)],
+            Function::Avg => vec![col.clone().unwrap_or_default(), present(&col)],
+            _ => vec![col.unwrap_or_default()],
+        }
+    }
+
+    /// How many columns [`Aggregate::partial_sql`] returns.
+    pub(crate) fn width(&self) -> usize {
+        if self.function == Function::Avg {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// A condition on groups, from comparing aggregates with values; combine
+/// with [`Having::and`], [`Having::or`] and `!`. It is evaluated after the
+/// shards' partial results are merged, with SQL's three-valued logic: a
+/// comparison with a NULL aggregate is unknown, and the group is left out.
+pub struct Having<M> {
+    pub(crate) expr: HavingExpr,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Clone for Having<M> {
+    fn clone(&self) -> Self {
+        Having::from_expr(self.expr.clone())
+    }
+}
+
+impl<M> std::fmt::Debug for Having<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.expr.fmt(f)
+    }
+}
+
+type AggregateId = (Function, Option<(&'static str, usize)>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum HavingExpr {
+    Compare {
+        aggregate: AggregateId,
+        op: Op,
+        value: Value,
+    },
+    And(Box<HavingExpr>, Box<HavingExpr>),
+    Or(Box<HavingExpr>, Box<HavingExpr>),
+    Not(Box<HavingExpr>),
+}
+
+impl<M> Having<M> {
+    fn from_expr(expr: HavingExpr) -> Self {
+        Having {
+            expr,
+            _model: PhantomData,
+        }
+    }
+
+    /// Both conditions.
+    pub fn and(self, other: Having<M>) -> Self {
+        Having::from_expr(HavingExpr::And(Box::new(self.expr), Box::new(other.expr)))
+    }
+
+    /// Either condition.
+    pub fn or(self, other: Having<M>) -> Self {
+        Having::from_expr(HavingExpr::Or(Box::new(self.expr), Box::new(other.expr)))
+    }
+
+    /// The aggregates this condition reads, each once, as [`Aggregate`]s.
+    pub(crate) fn aggregates(&self) -> Vec<Aggregate<M>> {
+        fn walk(e: &HavingExpr, out: &mut Vec<AggregateId>) {
+            match e {
+                HavingExpr::Compare { aggregate, .. } => {
+                    if !out.contains(aggregate) {
+                        out.push(*aggregate);
+                    }
+                }
+                HavingExpr::And(a, b) | HavingExpr::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                HavingExpr::Not(a) => walk(a, out),
+            }
+        }
+        let mut ids = Vec::new();
+        walk(&self.expr, &mut ids);
+        ids.into_iter().map(|(f, c)| aggregate(f, c)).collect()
+    }
+
+    /// Whether a group passes; `value` gives each aggregate's merged value.
+    pub(crate) fn passes(&self, value: &dyn Fn(AggregateId) -> Value) -> bool {
+        fn eval(e: &HavingExpr, value: &dyn Fn(AggregateId) -> Value) -> Option<bool> {
+            match e {
+                HavingExpr::Compare {
+                    aggregate,
+                    op,
+                    value: against,
+                } => {
+                    let found = value(*aggregate);
+                    if found == Value::Null || *against == Value::Null {
+                        return None;
+                    }
+                    let order = compare(&found, against);
+                    Some(match op {
+                        Op::Eq => order == Ordering::Equal,
+                        Op::Ne => order != Ordering::Equal,
+                        Op::Lt => order == Ordering::Less,
+                        Op::Le => order != Ordering::Greater,
+                        Op::Gt => order == Ordering::Greater,
+                        Op::Ge => order != Ordering::Less,
+                    })
+                }
+                HavingExpr::And(a, b) => match (eval(a, value), eval(b, value)) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                },
+                HavingExpr::Or(a, b) => match (eval(a, value), eval(b, value)) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                },
+                HavingExpr::Not(a) => eval(a, value).map(|b| !b),
+            }
+        }
+        eval(&self.expr, value) == Some(true)
+    }
+}
+
+impl<M> std::ops::Not for Having<M> {
+    type Output = Having<M>;
+
+    fn not(self) -> Having<M> {
+        Having::from_expr(HavingExpr::Not(Box::new(self.expr)))
+    }
+}
+
+impl<M> Aggregate<M> {
+    pub(crate) fn id(&self) -> AggregateId {
+        (self.function, self.column)
+    }
+}
+
+/// One aggregate's running merge of partial results.
+#[derive(Debug, Clone)]
+pub(crate) enum Merged {
+    Count(i64),
+    /// An integer sum (exact), a real sum, or no value yet.
+    Sum(Sum),
+    Extreme(Value),
+    Avg(Sum, i64),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sum {
+    None,
+    Integer(i128),
+    Real(f64),
+}
+
+impl Sum {
+    fn add(self, value: &Value) -> Sum {
+        match (self, value) {
+            (s, Value::Null) => s,
+            (Sum::None, Value::Integer(i)) => Sum::Integer(i128::from(*i)),
+            (Sum::Integer(s), Value::Integer(i)) => Sum::Integer(s + i128::from(*i)),
+            (Sum::Real(s), Value::Integer(i)) => Sum::Real(s + *i as f64),
+            (Sum::None, Value::Real(r)) => Sum::Real(*r),
+            (Sum::Integer(s), Value::Real(r)) => Sum::Real(s as f64 + r),
+            (Sum::Real(s), Value::Real(r)) => Sum::Real(s + r),
+            // Text or blobs in a numeric column: SQLite reads them as 0 unless numeric.
+            (s, _) => s,
+        }
+    }
+
+    fn as_f64(self) -> Option<f64> {
+        match self {
+            Sum::None => None,
+            Sum::Integer(i) => Some(i as f64),
+            Sum::Real(r) => Some(r),
+        }
+    }
+}
+
+impl Merged {
+    pub(crate) fn new<M>(aggregate: &Aggregate<M>) -> Merged {
+        match aggregate.function {
+            Function::Count => Merged::Count(0),
+            Function::Sum => Merged::Sum(Sum::None),
+            Function::Min | Function::Max => Merged::Extreme(Value::Null),
+            Function::Avg => Merged::Avg(Sum::None, 0),
+        }
+    }
+
+    /// Folds in one partial result (the aggregate's [`Aggregate::width`] values).
+    pub(crate) fn add<M>(&mut self, aggregate: &Aggregate<M>, partial: &[Value]) {
+        let first = partial.first().unwrap_or(&Value::Null);
+        match self {
+            Merged::Count(n) => *n += integer(first),
+            Merged::Sum(s) => *s = s.add(first),
+            Merged::Extreme(current) => {
+                let wanted = if aggregate.function == Function::Min {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
+                if *first != Value::Null
+                    && (*current == Value::Null || compare(first, current) == wanted)
+                {
+                    *current = first.clone();
+                }
+            }
+            Merged::Avg(s, n) => {
+                *s = s.add(first);
+                *n += partial.get(1).map(integer).unwrap_or(0);
+            }
+        }
+    }
+
+    /// The aggregate's value over everything folded in.
+    pub(crate) fn finish<M>(&self, table: &'static str, aggregate: &Aggregate<M>) -> Result<Value> {
+        Ok(match self {
+            Merged::Count(n) => Value::Integer(*n),
+            Merged::Sum(Sum::None) => Value::Null,
+            Merged::Sum(Sum::Integer(s)) => {
+                Value::Integer(i64::try_from(*s).map_err(|_| Error::IntegerOverflow {
+                    table,
+                    column: aggregate.column.map_or("*", |(c, _)| c),
+                })?)
+            }
+            Merged::Sum(Sum::Real(r)) => Value::Real(*r),
+            Merged::Extreme(v) => v.clone(),
+            Merged::Avg(s, n) => match s.as_f64() {
+                Some(total) if *n > 0 => Value::Real(total / *n as f64),
+                _ => Value::Null,
+            },
+        })
+    }
+}
+
+fn integer(value: &Value) -> i64 {
+    match value {
+        Value::Integer(i) => *i,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_merge_from_sums_and_counts() {
+        let avg: Aggregate<()> = aggregate(Function::Avg, Some(("age", 1)));
+        let mut merged = Merged::new(&avg);
+        // Shard A: 10 + 20 over 2 rows; shard B: 60 over 1 row. Not (15 + 60) / 2.
+        merged.add(&avg, &[Value::Integer(30), Value::Integer(2)]);
+        merged.add(&avg, &[Value::Integer(60), Value::Integer(1)]);
+        merged.add(&avg, &[Value::Null, Value::Integer(0)]);
+        assert_eq!(merged.finish("t", &avg).unwrap(), Value::Real(30.0));
+    }
+
+    #[test]
+    fn integer_sums_overflow_as_sqlite_does() {
+        let sum: Aggregate<()> = aggregate(Function::Sum, Some(("n", 1)));
+        let mut merged = Merged::new(&sum);
+        merged.add(&sum, &[Value::Integer(i64::MAX)]);
+        merged.add(&sum, &[Value::Integer(1)]);
+        assert_eq!(merged.finish("t", &sum).unwrap_err().code(), "integer_overflow");
+    }
+
+    #[test]
+    fn having_uses_three_valued_logic() {
+        let total: Aggregate<()> = aggregate(Function::Sum, Some(("n", 1)));
+        let h = !total.gt(5);
+        assert!(!h.passes(&|_| Value::Null));
+        assert!(h.passes(&|_| Value::Integer(3)));
+        assert!(!h.passes(&|_| Value::Integer(7)));
+    }
+}

@@ -1,0 +1,488 @@
+//! Running typed queries: routing a query that pins a key to its shard,
+//! fanning any other out to every shard (a bounded number at a time),
+//! merging the shards' sorted pages (a k-way merge), and merging partial
+//! aggregates per group.
+//!
+//! A frozen copy (a rebalance is moving the row home) is returned unless
+//! its live copy is home, and a row is never returned twice: a key
+//! returned from a frozen copy is not returned again from its live copy.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::future::Future;
+
+use futures::StreamExt;
+use tracing::Instrument;
+
+use super::locate::lookup_of;
+use super::{select, Router};
+use crate::backend::{Backend, ShardExecutor, Statement};
+use crate::error::{Error, Result, ShardFailure};
+use crate::key::RoutedKey;
+use crate::model::Model;
+use crate::query::{
+    compare, compare_rows, Aggregate, Cursor, Filter, FromRow, Grouped, Merged, Page, Query,
+    ShardPlan,
+};
+use crate::value::Value;
+
+/// Rows per request when a query has no limit (or a large one).
+const PAGE_ROWS: u64 = 1000;
+
+/// The shards a query reads, and whether the router chose them by a key
+/// (then each holds the live copy of the only row the query can pass).
+struct Targets {
+    shards: Vec<usize>,
+    routed: bool,
+}
+
+impl<B: Backend> Router<B> {
+    /// Runs `run` on each of `shards`, at most [`Router::fanout`] at a
+    /// time, and returns each shard's result in the order given.
+    pub(crate) async fn each_shard<'a, T, F, Fut>(
+        &'a self,
+        shards: &[usize],
+        run: F,
+    ) -> Vec<(usize, Result<T>)>
+    where
+        F: Fn(usize) -> Fut + 'a,
+        Fut: Future<Output = Result<T>> + 'a,
+    {
+        let run = &run;
+        futures::stream::iter(shards.iter().copied())
+            .map(|i| async move { (i, run(i).await) })
+            .buffered(self.fanout)
+            .collect()
+            .await
+    }
+
+    /// Every shard's result, or [`Error::ShardsFailed`] naming each shard that failed.
+    pub(crate) fn all_or_failed<T>(&self, results: Vec<(usize, Result<T>)>) -> Result<Vec<T>> {
+        let (values, failures) = self.split(results);
+        if failures.is_empty() {
+            Ok(values.into_iter().map(|(_, v)| v).collect())
+        } else {
+            Err(Error::ShardsFailed { failures })
+        }
+    }
+
+    fn split<T>(&self, results: Vec<(usize, Result<T>)>) -> (Vec<(usize, T)>, Vec<ShardFailure>) {
+        let mut values = Vec::new();
+        let mut failures = Vec::new();
+        for (i, result) in results {
+            match result {
+                Ok(v) => values.push((i, v)),
+                Err(error) => failures.push(ShardFailure {
+                    shard: self.name(i).to_owned(),
+                    error,
+                }),
+            }
+        }
+        (values, failures)
+    }
+
+    /// The shards that can hold rows passing `filter`: the shard of the row
+    /// whose primary key or lookup value the filter pins, else every shard.
+    async fn targets<M: Model>(&self, filter: &Filter<M>) -> Result<Targets> {
+        let located = if let Some(key) = filter.pinned(M::PRIMARY_KEY) {
+            Some(self.locate::<M>(&RoutedKey::new(key.clone())).await?)
+        } else if let Some((i, value)) = M::LOOKUPS
+            .iter()
+            .enumerate()
+            .find_map(|(i, l)| filter.pinned(l.index).map(|v| (i, v)))
+        {
+            Some(self.locate_alias::<M>(lookup_of::<M>(i)?, value).await?)
+        } else {
+            None
+        };
+        Ok(match located {
+            Some(found) => Targets {
+                shards: found.into_iter().map(|f| f.shard).collect(),
+                routed: true,
+            },
+            None => Targets {
+                shards: (0..self.shards.len()).collect(),
+                routed: false,
+            },
+        })
+    }
+
+    /// Refuses a statement the backend would refuse, before anything is sent.
+    fn checked(statement: Statement) -> Result<Statement> {
+        B::Shard::check_statement(&statement)?;
+        Ok(statement)
+    }
+
+    /// Whether the frozen copy of `key` on `shard` is shadowed by its live
+    /// copy at the key's home.
+    async fn shadowed<M: Model>(&self, shard: usize, key: &Value) -> Result<bool> {
+        let home = self.home(&RoutedKey::new(key.clone()));
+        Ok(home != shard && self.probe::<M>(home, key).await?.row.is_some())
+    }
+
+    /// One page of `query`: at most its limit of rows after its offset or
+    /// cursor, in its order; with the total if asked.
+    pub(crate) async fn page<M: Model, R: FromRow>(&self, query: &Query<M, R>) -> Result<Page<R>> {
+        let span = self.span("query", M::TABLE, None);
+        async {
+            if let Some(err) = query.invalid() {
+                return Err(err);
+            }
+            let total = async {
+                match query.total {
+                    true => self.count_where::<M>(&query.filter).await.map(Some),
+                    false => Ok(None),
+                }
+            };
+            let (page, total) = futures::join!(self.merge_rows(query), total);
+            let mut page = page?;
+            // With failures tolerated, the total counts what answered.
+            page.total = match total {
+                Err(Error::ShardsFailed { .. }) if query.partial => None,
+                other => other?,
+            };
+            Ok(page)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn merge_rows<M: Model, R: FromRow>(&self, query: &Query<M, R>) -> Result<Page<R>> {
+        let terms = query.terms();
+        let columns = query.columns();
+        let width = terms.len();
+        // Each shard's pages: a statement builder over the keyset position.
+        let statement = |after: Option<&[Value]>, limit: u64| {
+            Self::checked(select::rows::<M>(
+                &query.filter.expr,
+                &terms,
+                after,
+                &columns,
+                limit,
+                self.epoch(),
+            ))
+        };
+        // Refuse an oversized statement before any shard is asked.
+        statement(query.after.as_ref().map(|c| c.values.as_slice()), 1)?;
+        let targets = self.targets::<M>(&query.filter).await?;
+
+        let wanted = query.limit.map(|l| query.offset.saturating_add(l));
+        let mut streams: Vec<Stream> = targets
+            .shards
+            .iter()
+            .map(|&shard| Stream {
+                shard,
+                rows: VecDeque::new(),
+                after: query.after.as_ref().map(|c| c.values.clone()),
+                more: true,
+            })
+            .collect();
+        let mut failed = Vec::new();
+        let mut out = Vec::new();
+        let mut skipped = 0u64;
+        let mut taken = 0u64;
+        let mut frozen_taken: HashSet<KeyOf> = HashSet::new();
+        let mut last: Option<Vec<Value>> = None;
+        loop {
+            if wanted.is_some_and(|w| taken >= w) {
+                break;
+            }
+            // One more row than the page needs, so a full page knows whether a next exists.
+            let ask = wanted
+                .map(|w| (w - taken).saturating_add(1).min(PAGE_ROWS))
+                .unwrap_or(PAGE_ROWS);
+            let requests = streams
+                .iter()
+                .filter(|s| s.rows.is_empty() && s.more)
+                .map(|s| Ok((s.shard, statement(s.after.as_deref(), ask)?)))
+                .collect::<Result<Vec<(usize, Statement)>>>()?;
+            if !requests.is_empty() {
+                let shards: Vec<usize> = requests.iter().map(|(shard, _)| *shard).collect();
+                let pages = self
+                    .each_shard(&shards, |shard| {
+                        let asked = requests.iter().find(|(s, _)| *s == shard);
+                        async move {
+                            let (_, statement) = asked.expect("each shard asked once");
+                            self.query(shard, statement).await
+                        }
+                    })
+                    .await;
+                let (pages, failures) = self.split(pages);
+                if !failures.is_empty() && !query.partial {
+                    return Err(Error::ShardsFailed { failures });
+                }
+                failed.extend(failures);
+                for stream in streams.iter_mut().filter(|s| shards.contains(&s.shard)) {
+                    // A failed shard (tolerated) is read no further.
+                    stream.more = false;
+                }
+                for (shard, rows) in pages {
+                    let stream = streams
+                        .iter_mut()
+                        .find(|s| s.shard == shard)
+                        .expect("a page answers a stream");
+                    stream.more = rows.len() as u64 >= ask;
+                    if let Some(row) = rows.last() {
+                        stream.after = Some(row[1..=width].to_vec());
+                    }
+                    stream.rows = rows.into();
+                }
+            }
+            let next = streams
+                .iter()
+                .enumerate()
+                .filter_map(|(s, stream)| stream.rows.front().map(|row| (s, row)))
+                .min_by(|(_, a), (_, b)| compare_rows(&terms, &a[1..=width], &b[1..=width]))
+                .map(|(s, _)| s);
+            let Some(next) = next else { break };
+            let shard = streams[next].shard;
+            let mut row = streams[next].rows.pop_front().expect("a head was chosen");
+            if !targets.routed {
+                // The primary key ends the ordering's values.
+                let key = &row[width];
+                if matches!(row[0], Value::Integer(1)) {
+                    if self.shadowed::<M>(shard, key).await? {
+                        continue;
+                    }
+                    frozen_taken.insert(KeyOf::from(key));
+                } else if !frozen_taken.is_empty() && frozen_taken.contains(&KeyOf::from(key)) {
+                    continue;
+                }
+            }
+            if skipped < query.offset {
+                skipped += 1;
+                continue;
+            }
+            taken += 1;
+            let values = row.split_off(1 + width);
+            last = Some(row.split_off(1));
+            out.push(R::from_row(values)?);
+        }
+        let more = streams.iter().any(|s| !s.rows.is_empty() || s.more);
+        let next = match (query.limit, last) {
+            (Some(_), Some(last)) if more => Some(Cursor::new(M::TABLE, &terms, last)),
+            _ => None,
+        };
+        Ok(Page {
+            rows: out,
+            next,
+            total: None,
+            failed,
+        })
+    }
+
+    /// Rows passing `filter`, each once.
+    pub(crate) async fn count_where<M: Model>(&self, filter: &Filter<M>) -> Result<u64> {
+        let grouped = Grouped {
+            filter: filter.clone(),
+            groups: Vec::new(),
+            having: None,
+            error: None,
+        };
+        let rows: Vec<(i64,)> = self
+            .aggregate::<M, (i64,)>(&grouped, &[crate::query::count()])
+            .await?;
+        Ok(rows.first().map_or(0, |(n,)| *n as u64))
+    }
+
+    /// The aggregates of every group of `grouped`, in the order of the
+    /// group values, each row `[groups..., aggregates...]` decoded into `R`.
+    pub(crate) async fn aggregate<M: Model, R: FromRow>(
+        &self,
+        grouped: &Grouped<M>,
+        aggregates: &[Aggregate<M>],
+    ) -> Result<Vec<R>> {
+        let span = self.span("aggregate", M::TABLE, None);
+        async {
+            if let Some(err) = grouped
+                .error
+                .clone()
+                .or_else(|| grouped.filter.invalid().cloned())
+            {
+                return Err(err);
+            }
+            // The requested aggregates, then those only the group filter reads.
+            let mut all: Vec<Aggregate<M>> = aggregates.to_vec();
+            if let Some(having) = &grouped.having {
+                for extra in having.aggregates() {
+                    if !all.contains(&extra) {
+                        all.push(extra);
+                    }
+                }
+            }
+            let statement = Self::checked(select::aggregates::<M>(
+                &grouped.filter.expr,
+                &grouped.groups,
+                &all,
+                self.epoch(),
+            ))?;
+            let targets = self.targets::<M>(&grouped.filter).await?;
+            let answers = self
+                .each_shard(&targets.shards, |shard| {
+                    let statement = &statement;
+                    async move { self.query(shard, statement).await }
+                })
+                .await;
+            let answers = self.all_or_failed(answers)?;
+            let width = grouped.groups.len();
+            let mut groups: BTreeMap<GroupKey, Vec<Merged>> = BTreeMap::new();
+            if width == 0 {
+                groups.insert(GroupKey(Vec::new()), all.iter().map(Merged::new).collect());
+            }
+            for (&shard, rows) in targets.shards.iter().zip(answers) {
+                for mut row in rows {
+                    if row.len() < 2 + width {
+                        return Err(self.malformed(shard, &row));
+                    }
+                    let frozen = matches!(row[0], Value::Integer(1));
+                    if frozen && !targets.routed && self.shadowed::<M>(shard, &row[1]).await? {
+                        continue;
+                    }
+                    let partials = row.split_off(2 + width);
+                    let key = GroupKey(row.split_off(2));
+                    let merged = groups
+                        .entry(key)
+                        .or_insert_with(|| all.iter().map(Merged::new).collect());
+                    let mut at = 0;
+                    for (aggregate, merged) in all.iter().zip(merged.iter_mut()) {
+                        let end = at + aggregate.width();
+                        let Some(partial) = partials.get(at..end) else {
+                            return Err(self.malformed(shard, &partials));
+                        };
+                        merged.add(aggregate, partial);
+                        at = end;
+                    }
+                }
+            }
+            let mut out = Vec::with_capacity(groups.len());
+            for (GroupKey(mut values), merged) in groups {
+                let finished: Vec<Value> = all
+                    .iter()
+                    .zip(&merged)
+                    .map(|(a, m)| m.finish(M::TABLE, a))
+                    .collect::<Result<_>>()?;
+                if let Some(having) = &grouped.having {
+                    let lookup = |id| {
+                        all.iter()
+                            .position(|a| a.id() == id)
+                            .map_or(Value::Null, |i| finished[i].clone())
+                    };
+                    if !having.passes(&lookup) {
+                        continue;
+                    }
+                }
+                values.extend(finished.into_iter().take(aggregates.len()));
+                out.push(R::from_row(values)?);
+            }
+            Ok(out)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the first page of `query` on each shard it reads.
+    pub(crate) async fn explain<M: Model, R>(&self, query: &Query<M, R>) -> Result<Vec<ShardPlan>> {
+        if let Some(err) = query.invalid() {
+            return Err(err);
+        }
+        let statement = Self::checked(select::explain(select::rows::<M>(
+            &query.filter.expr,
+            &query.terms(),
+            query.after.as_ref().map(|c| c.values.as_slice()),
+            &query.columns(),
+            query.limit.map_or(PAGE_ROWS, |l| l.saturating_add(query.offset)),
+            self.epoch(),
+        )))?;
+        let targets = self.targets::<M>(&query.filter).await?;
+        let answers = self
+            .each_shard(&targets.shards, |shard| {
+                let statement = &statement;
+                async move { self.query(shard, statement).await }
+            })
+            .await;
+        let plans = self.all_or_failed(answers)?;
+        Ok(targets
+            .shards
+            .iter()
+            .zip(plans)
+            .map(|(&shard, rows)| ShardPlan {
+                shard: self.name(shard).to_owned(),
+                // Rows are (id, parent, notused, detail).
+                steps: rows
+                    .into_iter()
+                    .filter_map(|row| match row.into_iter().nth(3) {
+                        Some(Value::Text(detail)) => Some(detail),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    fn malformed(&self, shard: usize, row: &[Value]) -> Error {
+        Error::Shard {
+            shard: self.name(shard).to_owned(),
+            message: format!("a query returned the malformed row {row:?}"),
+        }
+    }
+}
+
+/// One shard's side of the merge: the rest of its current page, and where
+/// its next page starts.
+struct Stream {
+    shard: usize,
+    rows: VecDeque<Vec<Value>>,
+    /// The ordering values of the last row read; `None` before the first page.
+    after: Option<Vec<Value>>,
+    /// The last page was full: there may be more.
+    more: bool,
+}
+
+/// A primary key in a set: keys are integers or text, never NULL or real.
+#[derive(PartialEq, Eq, Hash)]
+struct KeyOf(KeyValue);
+
+#[derive(PartialEq, Eq, Hash)]
+enum KeyValue {
+    Integer(i64),
+    Text(String),
+    Other(String),
+}
+
+impl KeyOf {
+    fn from(value: &Value) -> Self {
+        KeyOf(match value {
+            Value::Integer(i) => KeyValue::Integer(*i),
+            Value::Text(t) => KeyValue::Text(t.clone()),
+            other => KeyValue::Other(other.describe()),
+        })
+    }
+}
+
+/// Group values, ordered and compared as SQLite groups them.
+struct GroupKey(Vec<Value>);
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for GroupKey {}
+
+impl PartialOrd for GroupKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| compare(a, b))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    }
+}

@@ -1,0 +1,117 @@
+//! The statements of typed queries on one shard: a page of rows in the
+//! query's order, and the partial aggregates of a group query. Each reads
+//! whether a row is a frozen copy (being moved home by a rebalance) only
+//! while the table is unsettled for this reader, like `list` pages.
+
+use super::sql::{mark, quoted, unsettled_at};
+use crate::backend::Statement;
+use crate::model::Model;
+use crate::query::{Aggregate, Binder, Expr, Order};
+use crate::value::Value;
+
+/// The alias of the model's table in every query statement; filters are
+/// compiled against it.
+const ROW: &str = "_row";
+
+/// A binder with the reader's epoch as `?1`, which the `moving` expression reads.
+fn binder(epoch: usize) -> Binder {
+    let mut binder = Binder::default();
+    binder.bind(Value::Integer(epoch as i64));
+    binder
+}
+
+/// Whether `_row` is a frozen copy: `?1` is the reader's epoch.
+fn moving<M: Model>() -> String {
+    let pk = format!("{ROW}.{}", quoted(M::primary_key_column()));
+    format!(
+        "CASE WHEN {} THEN EXISTS {} ELSE 0 END",
+        unsettled_at::<M>(1),
+        mark::<M>("1", "moving", &pk)
+    )
+}
+
+fn column(name: &str) -> String {
+    format!("{ROW}.{}", quoted(name))
+}
+
+/// Up to `limit` rows passing `filter` after `after` (a keyset position in
+/// `terms`), in the order of `terms`: `[moving, terms' values..., columns...]`.
+pub(crate) fn rows<M: Model>(
+    filter: &Expr,
+    terms: &[Order<M>],
+    after: Option<&[Value]>,
+    columns: &[usize],
+    limit: u64,
+    epoch: usize,
+) -> Statement {
+    let mut b = binder(epoch);
+    let mut condition = b.condition(ROW, filter);
+    if let Some(after) = after {
+        condition = format!("({condition}) AND ({})", b.after(ROW, terms, after));
+    }
+    let keys: Vec<String> = terms.iter().map(|t| column(t.column)).collect();
+    let values: Vec<String> = columns.iter().map(|&i| column(M::COLUMNS[i])).collect();
+    let order: Vec<String> = terms
+        .iter()
+        .map(|t| format!("{} {}", column(t.column), if t.descending { "DESC" } else { "ASC" }))
+        .collect();
+    let limit = b.bind(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT {} AS _collegedb_moving, {}{}{} FROM {} AS {ROW} WHERE {condition} ORDER BY {} LIMIT {limit}",
+        moving::<M>(),
+        keys.join(", "),
+        if values.is_empty() { "" } else { ", " },
+        values.join(", "),
+        quoted(M::TABLE),
+        order.join(", "),
+    );
+    Statement::new(sql, b.values)
+}
+
+/// The partial aggregates of the rows passing `filter`, per group, as
+/// `[0, NULL, groups..., partials...]`; then each frozen copy passing it
+/// alone, as `[1, key, groups..., its own partials...]`, for the router to
+/// count unless its live copy is home.
+pub(crate) fn aggregates<M: Model>(
+    filter: &Expr,
+    groups: &[(&'static str, usize)],
+    aggregates: &[Aggregate<M>],
+    epoch: usize,
+) -> Statement {
+    let mut b = binder(epoch);
+    let condition = b.condition(ROW, filter);
+    let groups: Vec<String> = groups.iter().map(|(name, _)| column(name)).collect();
+    let partials: Vec<String> = aggregates.iter().flat_map(|a| a.partial_sql(ROW)).collect();
+    let singles: Vec<String> = aggregates.iter().flat_map(|a| a.row_sql(ROW)).collect();
+    let lead = |parts: &[String]| -> String {
+        parts.iter().map(|p| format!(", {p}")).collect()
+    };
+    let group_by = if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", groups.join(", "))
+    };
+    // NOT MATERIALIZED: the filter is bound once but runs inline in both
+    // parts, with its indexes, instead of copying the rows it passes.
+    let sql = format!(
+        "WITH _collegedb_passed AS NOT MATERIALIZED (SELECT {ROW}.*, {} AS _collegedb_moving FROM {} AS {ROW} WHERE {condition}) \
+         SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE NOT _collegedb_moving{group_by} \
+         UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving",
+        moving::<M>(),
+        quoted(M::TABLE),
+        lead(&groups),
+        lead(&partials),
+        column(M::primary_key_column()),
+        lead(&groups),
+        lead(&singles),
+    );
+    Statement::new(sql, b.values)
+}
+
+/// `EXPLAIN QUERY PLAN` of `statement`.
+pub(crate) fn explain(statement: Statement) -> Statement {
+    Statement::new(
+        format!("EXPLAIN QUERY PLAN {}", statement.sql),
+        statement.params,
+    )
+}
