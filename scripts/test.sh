@@ -9,7 +9,8 @@
 #      `wrangler dev` and fresh state: e2e_workerd (the API contract and the
 #      remote calls per operation), e2e_admin (administrative routes and
 #      their token), e2e_concurrency (racing inserts; updates during a
-#      rebalance).
+#      rebalance), e2e_query (queries across shards: filters, pages,
+#      aggregates, raw SQL).
 #
 # Works from any directory, without stdin, with CI=true.
 # Knobs: SKIP_E2E=1 (steps 1, 3 and 4 skipped), SKIP_NATIVE=1 (step 2 skipped).
@@ -43,10 +44,10 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
   bash scripts/build-worker.sh
   echo "worker build: $(elapsed "$t")" >&2
 
-  step "end-to-end tests under workerd (e2e_workerd, e2e_admin, e2e_concurrency)"
+  step "end-to-end tests under workerd (e2e_workerd, e2e_admin, e2e_concurrency, e2e_query)"
   t=$(date +%s)
   E2E_SKIP_BUILD=1 cargo test --test e2e_workerd --test e2e_admin --test e2e_concurrency \
-    -- --include-ignored --nocapture
+    --test e2e_query -- --include-ignored --nocapture
   echo "e2e: $(elapsed "$t")" >&2
 fi
 

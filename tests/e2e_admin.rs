@@ -84,6 +84,16 @@ fn admin_routes() -> Vec<Route> {
         },
         Route {
             method: "POST",
+            path: "/admin/sql/shards/SHARD_0",
+            body: Some(json!({"op": "all", "sql": "SELECT ?1", "params": [1]})),
+        },
+        Route {
+            method: "POST",
+            path: "/admin/sql/shards",
+            body: Some(json!({"op": "all", "sql": "SELECT ?1", "params": [1]})),
+        },
+        Route {
+            method: "POST",
             path: "/coordinator/flush",
             body: None,
         },

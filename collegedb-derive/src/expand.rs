@@ -538,9 +538,16 @@ fn methods(model: &Model) -> TokenStream {
             let ty = handle_type(column.field);
             let name = &column.name;
             let doc = format!("The `{table}.{name}` column, for queries.");
+            // Orderings over a column that may hold NULL cannot bound a
+            // cursor page by an index range alone; the handle says which.
+            let constructor = if column.storage.nullable() {
+                quote!(nullable)
+            } else {
+                quote!(new)
+            };
             Some(quote! {
                 #[doc = #doc]
-                pub const #handle: #ty = ::collegedb::Column::new(#name, #index);
+                pub const #handle: #ty = ::collegedb::Column::#constructor(#name, #index);
             })
         });
     let query = query_signature();

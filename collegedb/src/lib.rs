@@ -65,7 +65,9 @@ pub use database::{Config, Database, Merge, RawShard, RawShards};
 pub use directory::MappingCache;
 pub use error::{Error, Result, ShardFailure};
 pub use model::Model;
-pub use query::{Column, Cursor, Filter, FromRow, Grouped, Order, Page, Query, Selection, ShardPlan};
+pub use query::{
+    Column, Cursor, Filter, FromRow, Grouped, Order, Page, Query, Selection, ShardPlan,
+};
 pub use router::Rebalanced;
 pub use strategy::{Placement, Region, ShardLocation, Strategy};
 pub use value::{Mismatch, SqlField, Value};

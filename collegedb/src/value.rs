@@ -88,6 +88,17 @@ macro_rules! from_integer {
 
 from_integer!(i8, i16, i32, i64, u8, u16, u32);
 
+impl From<f64> for Value {
+    /// A REAL; NaN becomes NULL, which is what SQLite would store for it.
+    fn from(real: f64) -> Self {
+        if real.is_nan() {
+            Value::Null
+        } else {
+            Value::Real(real)
+        }
+    }
+}
+
 impl TryFrom<u64> for Value {
     type Error = Error;
     fn try_from(integer: u64) -> Result<Self> {

@@ -49,7 +49,9 @@ impl<B: Backend> Database<B> {
         let value = value.into_value()?;
         let index = column.index();
         let found = if index == M::PRIMARY_KEY {
-            self.router.locate::<M>(&RoutedKey::new(value.clone())).await?
+            self.router
+                .locate::<M>(&RoutedKey::new(value.clone()))
+                .await?
         } else if let Some(lookup) = M::LOOKUPS.iter().find(|l| l.index == index) {
             self.router.locate_alias::<M>(lookup, &value).await?
         } else {
@@ -191,12 +193,21 @@ impl<B: Backend> RawShards<'_, B> {
         Ok(all
             .into_iter()
             .zip(changed)
-            .map(|(i, o)| (router.name(i).to_owned(), o.first().map_or(0, |o| o.changed)))
+            .map(|(i, o)| {
+                (
+                    router.name(i).to_owned(),
+                    o.first().map_or(0, |o| o.changed),
+                )
+            })
             .collect())
     }
 
     /// Every shard's rows of a query, decoded into `R`, per shard in shard order.
-    pub async fn all<R: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Vec<(String, Vec<R>)>> {
+    pub async fn all<R: FromRow>(
+        &self,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<(String, Vec<R>)>> {
         let router = &self.db.router;
         self.rows(sql, params)
             .await?
@@ -240,7 +251,12 @@ impl<B: Backend> RawShards<'_, B> {
         params: &[Value],
         merge: &Merge,
     ) -> Result<Vec<R>> {
-        let mut rows: Vec<Vec<Value>> = self.rows(sql, params).await?.into_iter().flatten().collect();
+        let mut rows: Vec<Vec<Value>> = self
+            .rows(sql, params)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         if let Some(short) = rows
             .iter()
             .find(|row| merge.order.iter().any(|(c, _)| *c >= row.len()))

@@ -148,12 +148,17 @@ impl<M> Aggregate<M> {
             .column
             .map(|(c, _)| format!("{alias}.\"{c}\""))
             .unwrap_or_else(|| "*".to_owned());
+        let sums = || sum_parts(&col).map(|part| format!("SUM({part})"));
         match self.function {
             Function::Count => vec![format!("COUNT({col})")],
-            Function::Sum => vec![format!("SUM({col})")],
+            Function::Sum => sums().into(),
             Function::Min => vec![format!("MIN({col})")],
             Function::Max => vec![format!("MAX({col})")],
-            Function::Avg => vec![format!("SUM({col})"), format!("COUNT({col})")],
+            Function::Avg => {
+                let mut parts: Vec<String> = sums().into();
+                parts.push(format!("COUNT({col})"));
+                parts
+            }
         }
     }
 
@@ -164,21 +169,40 @@ impl<M> Aggregate<M> {
             Some(c) => format!("({c} IS NOT NULL)"),
             None => "1".to_owned(),
         };
+        let parts = |c: &Option<String>| sum_parts(c.as_deref().unwrap_or("NULL"));
         match self.function {
             Function::Count => vec![present(&col)],
-            Function::Avg => vec![col.clone().unwrap_or_default(), present(&col)],
+            Function::Sum => parts(&col).into(),
+            Function::Avg => {
+                let mut parts: Vec<String> = parts(&col).into();
+                parts.push(present(&col));
+                parts
+            }
             _ => vec![col.unwrap_or_default()],
         }
     }
 
     /// How many columns [`Aggregate::partial_sql`] returns.
     pub(crate) fn width(&self) -> usize {
-        if self.function == Function::Avg {
-            2
-        } else {
-            1
+        match self.function {
+            Function::Sum => 3,
+            Function::Avg => 4,
+            _ => 1,
         }
     }
+}
+
+/// The parts of a partial sum of `col`, to be summed by the shard: the
+/// integers' high and low 32 bits, and the reals. A shard's `SUM(col)` of
+/// integers fails on overflow, even where the merged sum would fit or
+/// should be reported as [`Error::IntegerOverflow`]; sums of these parts
+/// cannot overflow (below 2^31 rows), and the merge adds them exactly.
+fn sum_parts(col: &str) -> [String; 3] {
+    [
+        format!("CASE WHEN typeof({col}) = 'integer' THEN {col} >> 32 END"),
+        format!("CASE WHEN typeof({col}) = 'integer' THEN {col} & 4294967295 END"),
+        format!("CASE WHEN typeof({col}) = 'real' THEN {col} END"),
+    ]
 }
 
 /// A condition on groups, from comparing aggregates with values; combine
@@ -319,33 +343,44 @@ pub(crate) enum Merged {
     Avg(Sum, i64),
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Sum {
-    None,
-    Integer(i128),
-    Real(f64),
+/// A running sum: the integers' sum (exact), and the reals' sum; `None`
+/// while no value of that kind was added.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sum {
+    integer: Option<i128>,
+    real: Option<f64>,
 }
 
 impl Sum {
-    fn add(self, value: &Value) -> Sum {
-        match (self, value) {
-            (s, Value::Null) => s,
-            (Sum::None, Value::Integer(i)) => Sum::Integer(i128::from(*i)),
-            (Sum::Integer(s), Value::Integer(i)) => Sum::Integer(s + i128::from(*i)),
-            (Sum::Real(s), Value::Integer(i)) => Sum::Real(s + *i as f64),
-            (Sum::None, Value::Real(r)) => Sum::Real(*r),
-            (Sum::Integer(s), Value::Real(r)) => Sum::Real(s as f64 + r),
-            (Sum::Real(s), Value::Real(r)) => Sum::Real(s + r),
-            // Text or blobs in a numeric column: SQLite reads them as 0 unless numeric.
-            (s, _) => s,
+    /// Folds in one partial sum, as [`sum_parts`] returns it summed.
+    fn add(mut self, parts: &[Value]) -> Sum {
+        let part = |i: usize| parts.get(i).unwrap_or(&Value::Null);
+        if let (Value::Integer(high), Value::Integer(low)) = (part(0), part(1)) {
+            let value = (i128::from(*high) << 32) + i128::from(*low);
+            self.integer = Some(self.integer.unwrap_or(0) + value);
         }
+        if let Value::Real(r) = part(2) {
+            self.real = Some(self.real.unwrap_or(0.0) + r);
+        }
+        self
+    }
+
+    /// SQLite's `SUM`: NULL over no values, a real if any value was one,
+    /// else the integer, or `overflow` if it does not fit in 64 bits.
+    fn value(self, overflow: impl FnOnce() -> Error) -> Result<Value> {
+        Ok(match (self.integer, self.real) {
+            (None, None) => Value::Null,
+            (integer, Some(real)) => Value::Real(integer.map_or(0.0, |i| i as f64) + real),
+            (Some(integer), None) => {
+                Value::Integer(i64::try_from(integer).map_err(|_| overflow())?)
+            }
+        })
     }
 
     fn as_f64(self) -> Option<f64> {
-        match self {
-            Sum::None => None,
-            Sum::Integer(i) => Some(i as f64),
-            Sum::Real(r) => Some(r),
+        match (self.integer, self.real) {
+            (None, None) => None,
+            (integer, real) => Some(integer.map_or(0.0, |i| i as f64) + real.unwrap_or(0.0)),
         }
     }
 }
@@ -354,9 +389,9 @@ impl Merged {
     pub(crate) fn new<M>(aggregate: &Aggregate<M>) -> Merged {
         match aggregate.function {
             Function::Count => Merged::Count(0),
-            Function::Sum => Merged::Sum(Sum::None),
+            Function::Sum => Merged::Sum(Sum::default()),
             Function::Min | Function::Max => Merged::Extreme(Value::Null),
-            Function::Avg => Merged::Avg(Sum::None, 0),
+            Function::Avg => Merged::Avg(Sum::default(), 0),
         }
     }
 
@@ -365,7 +400,7 @@ impl Merged {
         let first = partial.first().unwrap_or(&Value::Null);
         match self {
             Merged::Count(n) => *n += integer(first),
-            Merged::Sum(s) => *s = s.add(first),
+            Merged::Sum(s) => *s = s.add(partial),
             Merged::Extreme(current) => {
                 let wanted = if aggregate.function == Function::Min {
                     Ordering::Less
@@ -379,8 +414,8 @@ impl Merged {
                 }
             }
             Merged::Avg(s, n) => {
-                *s = s.add(first);
-                *n += partial.get(1).map(integer).unwrap_or(0);
+                *s = s.add(partial);
+                *n += partial.get(3).map(integer).unwrap_or(0);
             }
         }
     }
@@ -389,14 +424,10 @@ impl Merged {
     pub(crate) fn finish<M>(&self, table: &'static str, aggregate: &Aggregate<M>) -> Result<Value> {
         Ok(match self {
             Merged::Count(n) => Value::Integer(*n),
-            Merged::Sum(Sum::None) => Value::Null,
-            Merged::Sum(Sum::Integer(s)) => {
-                Value::Integer(i64::try_from(*s).map_err(|_| Error::IntegerOverflow {
-                    table,
-                    column: aggregate.column.map_or("*", |(c, _)| c),
-                })?)
-            }
-            Merged::Sum(Sum::Real(r)) => Value::Real(*r),
+            Merged::Sum(s) => s.value(|| Error::IntegerOverflow {
+                table,
+                column: aggregate.column.map_or("*", |(c, _)| c),
+            })?,
             Merged::Extreme(v) => v.clone(),
             Merged::Avg(s, n) => match s.as_f64() {
                 Some(total) if *n > 0 => Value::Real(total / *n as f64),
@@ -422,9 +453,13 @@ mod tests {
         let avg: Aggregate<()> = aggregate(Function::Avg, Some(("age", 1)));
         let mut merged = Merged::new(&avg);
         // Shard A: 10 + 20 over 2 rows; shard B: 60 over 1 row. Not (15 + 60) / 2.
-        merged.add(&avg, &[Value::Integer(30), Value::Integer(2)]);
-        merged.add(&avg, &[Value::Integer(60), Value::Integer(1)]);
-        merged.add(&avg, &[Value::Null, Value::Integer(0)]);
+        let partial = |sum: i64, n: i64| [parts(sum), vec![Value::Integer(n)]].concat();
+        merged.add(&avg, &partial(30, 2));
+        merged.add(&avg, &partial(60, 1));
+        merged.add(
+            &avg,
+            &[Value::Null, Value::Null, Value::Null, Value::Integer(0)],
+        );
         assert_eq!(merged.finish("t", &avg).unwrap(), Value::Real(30.0));
     }
 
@@ -432,9 +467,26 @@ mod tests {
     fn integer_sums_overflow_as_sqlite_does() {
         let sum: Aggregate<()> = aggregate(Function::Sum, Some(("n", 1)));
         let mut merged = Merged::new(&sum);
-        merged.add(&sum, &[Value::Integer(i64::MAX)]);
-        merged.add(&sum, &[Value::Integer(1)]);
-        assert_eq!(merged.finish("t", &sum).unwrap_err().code(), "integer_overflow");
+        merged.add(&sum, &parts(i64::MAX));
+        merged.add(&sum, &parts(1));
+        assert_eq!(
+            merged.finish("t", &sum).unwrap_err().code(),
+            "integer_overflow"
+        );
+        // Back in range, the sum is exact; a real makes it real.
+        merged.add(&sum, &parts(i64::MIN));
+        assert_eq!(merged.finish("t", &sum).unwrap(), Value::Integer(0));
+        merged.add(&sum, &[Value::Null, Value::Null, Value::Real(0.5)]);
+        assert_eq!(merged.finish("t", &sum).unwrap(), Value::Real(0.5));
+    }
+
+    /// The summed parts of a shard holding the integer `i` alone.
+    fn parts(i: i64) -> Vec<Value> {
+        vec![
+            Value::Integer(i >> 32),
+            Value::Integer(i & 0xFFFF_FFFF),
+            Value::Null,
+        ]
     }
 
     #[test]

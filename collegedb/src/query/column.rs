@@ -35,6 +35,8 @@ use crate::value::{SqlField, Value};
 pub struct Column<M, T> {
     name: &'static str,
     index: usize,
+    /// The column may hold NULL (an `Option` field).
+    nullable: bool,
     _types: PhantomData<fn() -> (M, T)>,
 }
 
@@ -65,6 +67,18 @@ impl<M, T> Column<M, T> {
         Column {
             name,
             index,
+            nullable: false,
+            _types: PhantomData,
+        }
+    }
+
+    /// [`Column::new`] for a column that may hold NULL.
+    #[doc(hidden)]
+    pub const fn nullable(name: &'static str, index: usize) -> Self {
+        Column {
+            name,
+            index,
+            nullable: true,
             _types: PhantomData,
         }
     }
@@ -80,12 +94,12 @@ impl<M, T> Column<M, T> {
 
     /// Ascending order on this column (NULLs first, as in SQLite).
     pub fn asc(self) -> Order<M> {
-        Order::new(self.name, self.index, false)
+        Order::new(self.name, self.index, false).nullable(self.nullable)
     }
 
     /// Descending order on this column (NULLs last, as in SQLite).
     pub fn desc(self) -> Order<M> {
-        Order::new(self.name, self.index, true)
+        Order::new(self.name, self.index, true).nullable(self.nullable)
     }
 
     /// `column IS NULL`.

@@ -135,7 +135,10 @@ impl Binder {
                 (false, Value::Null) => format!("{col} IS NOT NULL"),
                 (true, Value::Null) => "0".to_owned(),
                 (false, v) => format!("{col} > {}", self.bind(v.clone())),
-                (true, v) => format!("({col} < {} OR {col} IS NULL)", self.bind(v.clone())),
+                (true, v) if term.nullable => {
+                    format!("({col} < {} OR {col} IS NULL)", self.bind(v.clone()))
+                }
+                (true, v) => format!("{col} < {}", self.bind(v.clone())),
             };
             condition = if condition == "0" {
                 past
@@ -147,7 +150,23 @@ impl Binder {
                 format!("{past} OR ({tie} AND ({condition}))")
             };
         }
-        condition
+        // The first term at or past its value, said alone as well: the
+        // planner can seek an index range with it instead of scanning.
+        let bound = terms.first().zip(values.first()).and_then(|(term, value)| {
+            let col = format!("{alias}.\"{}\"", term.column);
+            match (term.descending, value) {
+                (false, Value::Null) => None,
+                (false, v) => Some(format!("{col} >= {}", self.bind(v.clone()))),
+                (true, Value::Null) => Some(format!("{col} IS NULL")),
+                // With NULLs after every value, no range holds what is left.
+                (true, _) if term.nullable => None,
+                (true, v) => Some(format!("{col} <= {}", self.bind(v.clone()))),
+            }
+        });
+        match bound {
+            Some(bound) => format!("{bound} AND ({condition})"),
+            None => condition,
+        }
     }
 }
 
@@ -170,16 +189,25 @@ mod tests {
             ],
         );
         let text = cursor.to_string();
-        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(text.parse::<Cursor>().unwrap(), cursor);
         assert_eq!("%%".parse::<Cursor>().unwrap_err().code(), "invalid_query");
     }
 
     #[test]
     fn the_keyset_condition_follows_each_direction() {
-        let terms = [Order::<()>::new("age", 1, true), Order::new("id", 0, false)];
+        let terms = [
+            Order::<()>::new("age", 1, true).nullable(true),
+            Order::new("id", 0, false),
+        ];
         let mut b = Binder::default();
-        let sql = b.after("_row", &terms, &[Value::Integer(30), Value::Text("k".into())]);
+        let sql = b.after(
+            "_row",
+            &terms,
+            &[Value::Integer(30), Value::Text("k".into())],
+        );
         assert_eq!(
             sql,
             "(_row.\"age\" < ?2 OR _row.\"age\" IS NULL) OR (_row.\"age\" = ?3 AND (_row.\"id\" > ?1))"

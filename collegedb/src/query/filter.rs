@@ -250,10 +250,12 @@ impl Binder {
                 if json {
                     let array = serde_json::Value::Array(values.iter().map(json_of).collect());
                     let param = self.bind(Value::Text(array.to_string()));
-                    format!("{} {not}IN (SELECT value FROM json_each({param}))", col(column))
+                    format!(
+                        "{} {not}IN (SELECT value FROM json_each({param}))",
+                        col(column)
+                    )
                 } else {
-                    let params: Vec<String> =
-                        values.iter().map(|v| self.bind(v.clone())).collect();
+                    let params: Vec<String> = values.iter().map(|v| self.bind(v.clone())).collect();
                     format!("{} {not}IN ({})", col(column), params.join(", "))
                 }
             }

@@ -21,14 +21,14 @@ mod row;
 
 use std::marker::PhantomData;
 
-pub use aggregate::{avg, count, count_of, max, min, sum, Aggregate, Having, Numeric};
 pub(crate) use aggregate::Merged;
+pub use aggregate::{avg, count, count_of, max, min, sum, Aggregate, Having, Numeric};
 pub use column::{Column, Json, Operand, Textual};
 pub use cursor::Cursor;
-pub(crate) use filter::{Binder, Expr};
 pub use filter::Filter;
-pub(crate) use order::{compare, compare_rows};
+pub(crate) use filter::{Binder, Expr};
 pub use order::Order;
+pub(crate) use order::{compare, compare_rows};
 pub use row::{FromRow, Selection};
 
 use crate::error::{Error, ShardFailure};
@@ -145,13 +145,16 @@ impl<M: Model> Query<M> {
         let selected = S::COLUMNS
             .iter()
             .map(|name| {
-                M::COLUMNS.iter().position(|c| c == name).unwrap_or_else(|| {
-                    error.get_or_insert(Error::InvalidQuery {
-                        table: M::TABLE,
-                        message: format!("`{name}` is not a column of `{}`", M::TABLE),
-                    });
-                    0
-                })
+                M::COLUMNS
+                    .iter()
+                    .position(|c| c == name)
+                    .unwrap_or_else(|| {
+                        error.get_or_insert(Error::InvalidQuery {
+                            table: M::TABLE,
+                            message: format!("`{name}` is not a column of `{}`", M::TABLE),
+                        });
+                        0
+                    })
             })
             .collect();
         Query {
@@ -251,13 +254,19 @@ impl<M: Model, R> Query<M, R> {
 
     /// The first mistake in building this query, if any.
     pub(crate) fn invalid(&self) -> Option<Error> {
-        if let Some(err) = self.error.clone().or_else(|| self.filter.invalid().cloned()) {
+        if let Some(err) = self
+            .error
+            .clone()
+            .or_else(|| self.filter.invalid().cloned())
+        {
             return Some(err);
         }
         if self.after.is_some() && self.offset > 0 {
             return Some(Error::InvalidQuery {
                 table: M::TABLE,
-                message: "a cursor and an offset together: a cursor already says where the page starts".into(),
+                message:
+                    "a cursor and an offset together: a cursor already says where the page starts"
+                        .into(),
             });
         }
         let terms = self.terms();

@@ -12,6 +12,8 @@ pub struct Order<M> {
     pub(crate) column: &'static str,
     pub(crate) index: usize,
     pub(crate) descending: bool,
+    /// The column may hold NULL.
+    pub(crate) nullable: bool,
     _model: PhantomData<fn() -> M>,
 }
 
@@ -36,8 +38,13 @@ impl<M> Order<M> {
             column,
             index,
             descending,
+            nullable: false,
             _model: PhantomData,
         }
+    }
+
+    pub(crate) fn nullable(self, nullable: bool) -> Self {
+        Order { nullable, ..self }
     }
 
     /// Orders two values of this term's column as `ORDER BY` would.

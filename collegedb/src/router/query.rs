@@ -4,8 +4,8 @@
 //! aggregates per group.
 //!
 //! A frozen copy (a rebalance is moving the row home) is returned unless
-//! its live copy is home, and a row is never returned twice: a key
-//! returned from a frozen copy is not returned again from its live copy.
+//! its live copy is home, and while the table is unsettled no key is
+//! returned twice, even if its row moves between the reads of two shards.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -128,19 +128,21 @@ impl<B: Backend> Router<B> {
             if let Some(err) = query.invalid() {
                 return Err(err);
             }
-            let total = async {
-                match query.total {
-                    true => self.count_where::<M>(&query.filter).await.map(Some),
-                    false => Ok(None),
+            // The rows, then the total: one after the other, so that no
+            // more than the fan-out limit of shards are asked at once.
+            let mut page = self.merge_rows(query).await?;
+            if query.total {
+                let (total, failures) = self.counted::<M>(&query.filter, query.partial).await?;
+                // With failures tolerated, the total counts what answered,
+                // and a shard that failed only here is listed too.
+                for failure in failures {
+                    if !page.failed.iter().any(|f| f.shard == failure.shard) {
+                        page.failed.push(failure);
+                    }
                 }
-            };
-            let (page, total) = futures::join!(self.merge_rows(query), total);
-            let mut page = page?;
-            // With failures tolerated, the total counts what answered.
-            page.total = match total {
-                Err(Error::ShardsFailed { .. }) if query.partial => None,
-                other => other?,
-            };
+                page.failed.sort_by_key(|f| self.shard_index(&f.shard).ok());
+                page.total = Some(total);
+            }
             Ok(page)
         }
         .instrument(span)
@@ -148,10 +150,44 @@ impl<B: Backend> Router<B> {
     }
 
     async fn merge_rows<M: Model, R: FromRow>(&self, query: &Query<M, R>) -> Result<Page<R>> {
+        // Refuse an oversized statement before any shard is asked.
+        Self::checked(select::rows::<M>(
+            &query.filter.expr,
+            &query.terms(),
+            query.after.as_ref().map(|c| c.values.as_slice()),
+            &query.columns(),
+            1,
+            self.epoch(),
+        ))?;
+        // A hash key's home copy is its live one: a query pinning the key
+        // asks the home first, and locates the row only if that finds nothing.
+        if let Some(key) = query
+            .filter
+            .pinned(M::PRIMARY_KEY)
+            .filter(|_| self.hash_placed())
+        {
+            let home = Targets {
+                shards: vec![self.home(&RoutedKey::new(key.clone()))],
+                routed: true,
+            };
+            let page = self.merge_on(query, home).await?;
+            if !page.rows.is_empty() {
+                return Ok(page);
+            }
+        }
+        let targets = self.targets::<M>(&query.filter).await?;
+        self.merge_on(query, targets).await
+    }
+
+    /// [`Router::merge_rows`] over `targets`.
+    async fn merge_on<M: Model, R: FromRow>(
+        &self,
+        query: &Query<M, R>,
+        targets: Targets,
+    ) -> Result<Page<R>> {
         let terms = query.terms();
         let columns = query.columns();
         let width = terms.len();
-        // Each shard's pages: a statement builder over the keyset position.
         let statement = |after: Option<&[Value]>, limit: u64| {
             Self::checked(select::rows::<M>(
                 &query.filter.expr,
@@ -162,9 +198,6 @@ impl<B: Backend> Router<B> {
                 self.epoch(),
             ))
         };
-        // Refuse an oversized statement before any shard is asked.
-        statement(query.after.as_ref().map(|c| c.values.as_slice()), 1)?;
-        let targets = self.targets::<M>(&query.filter).await?;
 
         let wanted = query.limit.map(|l| query.offset.saturating_add(l));
         let mut streams: Vec<Stream> = targets
@@ -181,15 +214,17 @@ impl<B: Backend> Router<B> {
         let mut out = Vec::new();
         let mut skipped = 0u64;
         let mut taken = 0u64;
-        let mut frozen_taken: HashSet<KeyOf> = HashSet::new();
+        let mut taken_keys: HashSet<KeyOf> = HashSet::new();
         let mut last: Option<Vec<Value>> = None;
         loop {
-            if wanted.is_some_and(|w| taken >= w) {
+            // Rows skipped by the offset count too: `wanted` is offset + limit.
+            let read = skipped + taken;
+            if wanted.is_some_and(|w| read >= w) {
                 break;
             }
             // One more row than the page needs, so a full page knows whether a next exists.
             let ask = wanted
-                .map(|w| (w - taken).saturating_add(1).min(PAGE_ROWS))
+                .map(|w| (w - read).saturating_add(1).min(PAGE_ROWS))
                 .unwrap_or(PAGE_ROWS);
             let requests = streams
                 .iter()
@@ -237,15 +272,16 @@ impl<B: Backend> Router<B> {
             let Some(next) = next else { break };
             let shard = streams[next].shard;
             let mut row = streams[next].rows.pop_front().expect("a head was chosen");
-            if !targets.routed {
+            // While a table is unsettled, rows may move between the reads
+            // of two shards: every key taken is remembered, and a frozen copy
+            // is taken only if its home holds no live one.
+            if !targets.routed && matches!(row[0], Value::Integer(1 | 2)) {
                 // The primary key ends the ordering's values.
                 let key = &row[width];
-                if matches!(row[0], Value::Integer(1)) {
-                    if self.shadowed::<M>(shard, key).await? {
-                        continue;
-                    }
-                    frozen_taken.insert(KeyOf::from(key));
-                } else if !frozen_taken.is_empty() && frozen_taken.contains(&KeyOf::from(key)) {
+                if matches!(row[0], Value::Integer(2)) && self.shadowed::<M>(shard, key).await? {
+                    continue;
+                }
+                if !taken_keys.insert(KeyOf::from(key)) {
                     continue;
                 }
             }
@@ -273,16 +309,26 @@ impl<B: Backend> Router<B> {
 
     /// Rows passing `filter`, each once.
     pub(crate) async fn count_where<M: Model>(&self, filter: &Filter<M>) -> Result<u64> {
+        Ok(self.counted(filter, false).await?.0)
+    }
+
+    /// Rows passing `filter`, each once; with `partial`, on the shards that
+    /// answered, listing those that failed.
+    async fn counted<M: Model>(
+        &self,
+        filter: &Filter<M>,
+        partial: bool,
+    ) -> Result<(u64, Vec<ShardFailure>)> {
         let grouped = Grouped {
             filter: filter.clone(),
             groups: Vec::new(),
             having: None,
             error: None,
         };
-        let rows: Vec<(i64,)> = self
-            .aggregate::<M, (i64,)>(&grouped, &[crate::query::count()])
+        let (rows, failures): (Vec<(i64,)>, _) = self
+            .aggregate_on(&grouped, &[crate::query::count()], partial)
             .await?;
-        Ok(rows.first().map_or(0, |(n,)| *n as u64))
+        Ok((rows.first().map_or(0, |(n,)| *n as u64), failures))
     }
 
     /// The aggregates of every group of `grouped`, in the order of the
@@ -292,6 +338,17 @@ impl<B: Backend> Router<B> {
         grouped: &Grouped<M>,
         aggregates: &[Aggregate<M>],
     ) -> Result<Vec<R>> {
+        Ok(self.aggregate_on(grouped, aggregates, false).await?.0)
+    }
+
+    /// [`Router::aggregate`]; with `partial`, over the shards that answered,
+    /// with the failures of the others.
+    async fn aggregate_on<M: Model, R: FromRow>(
+        &self,
+        grouped: &Grouped<M>,
+        aggregates: &[Aggregate<M>],
+        partial: bool,
+    ) -> Result<(Vec<R>, Vec<ShardFailure>)> {
         let span = self.span("aggregate", M::TABLE, None);
         async {
             if let Some(err) = grouped
@@ -323,13 +380,16 @@ impl<B: Backend> Router<B> {
                     async move { self.query(shard, statement).await }
                 })
                 .await;
-            let answers = self.all_or_failed(answers)?;
+            let (answers, failures) = self.split(answers);
+            if !failures.is_empty() && !partial {
+                return Err(Error::ShardsFailed { failures });
+            }
             let width = grouped.groups.len();
             let mut groups: BTreeMap<GroupKey, Vec<Merged>> = BTreeMap::new();
             if width == 0 {
                 groups.insert(GroupKey(Vec::new()), all.iter().map(Merged::new).collect());
             }
-            for (&shard, rows) in targets.shards.iter().zip(answers) {
+            for (shard, rows) in answers {
                 for mut row in rows {
                     if row.len() < 2 + width {
                         return Err(self.malformed(shard, &row));
@@ -374,7 +434,7 @@ impl<B: Backend> Router<B> {
                 values.extend(finished.into_iter().take(aggregates.len()));
                 out.push(R::from_row(values)?);
             }
-            Ok(out)
+            Ok((out, failures))
         }
         .instrument(span)
         .await
@@ -390,7 +450,9 @@ impl<B: Backend> Router<B> {
             &query.terms(),
             query.after.as_ref().map(|c| c.values.as_slice()),
             &query.columns(),
-            query.limit.map_or(PAGE_ROWS, |l| l.saturating_add(query.offset)),
+            query
+                .limit
+                .map_or(PAGE_ROWS, |l| l.saturating_add(query.offset)),
             self.epoch(),
         )))?;
         let targets = self.targets::<M>(&query.filter).await?;

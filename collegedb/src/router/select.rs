@@ -20,11 +20,13 @@ fn binder(epoch: usize) -> Binder {
     binder
 }
 
-/// Whether `_row` is a frozen copy: `?1` is the reader's epoch.
+/// Where `_row` stands in a rebalance: 0 while the table is settled for
+/// this reader, 1 while unsettled (rows may be moving), 2 for a frozen copy.
+/// `?1` is the reader's epoch.
 fn moving<M: Model>() -> String {
     let pk = format!("{ROW}.{}", quoted(M::primary_key_column()));
     format!(
-        "CASE WHEN {} THEN EXISTS {} ELSE 0 END",
+        "CASE WHEN {} THEN 1 + EXISTS {} ELSE 0 END",
         unsettled_at::<M>(1),
         mark::<M>("1", "moving", &pk)
     )
@@ -53,7 +55,13 @@ pub(crate) fn rows<M: Model>(
     let values: Vec<String> = columns.iter().map(|&i| column(M::COLUMNS[i])).collect();
     let order: Vec<String> = terms
         .iter()
-        .map(|t| format!("{} {}", column(t.column), if t.descending { "DESC" } else { "ASC" }))
+        .map(|t| {
+            format!(
+                "{} {}",
+                column(t.column),
+                if t.descending { "DESC" } else { "ASC" }
+            )
+        })
         .collect();
     let limit = b.bind(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
     let sql = format!(
@@ -83,9 +91,7 @@ pub(crate) fn aggregates<M: Model>(
     let groups: Vec<String> = groups.iter().map(|(name, _)| column(name)).collect();
     let partials: Vec<String> = aggregates.iter().flat_map(|a| a.partial_sql(ROW)).collect();
     let singles: Vec<String> = aggregates.iter().flat_map(|a| a.row_sql(ROW)).collect();
-    let lead = |parts: &[String]| -> String {
-        parts.iter().map(|p| format!(", {p}")).collect()
-    };
+    let lead = |parts: &[String]| -> String { parts.iter().map(|p| format!(", {p}")).collect() };
     let group_by = if groups.is_empty() {
         String::new()
     } else {
@@ -95,8 +101,8 @@ pub(crate) fn aggregates<M: Model>(
     // parts, with its indexes, instead of copying the rows it passes.
     let sql = format!(
         "WITH _collegedb_passed AS NOT MATERIALIZED (SELECT {ROW}.*, {} AS _collegedb_moving FROM {} AS {ROW} WHERE {condition}) \
-         SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE NOT _collegedb_moving{group_by} \
-         UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving",
+         SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving < 2{group_by} \
+         UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving = 2",
         moving::<M>(),
         quoted(M::TABLE),
         lead(&groups),

@@ -38,8 +38,11 @@ impl ApiError {
 impl From<collegedb::Error> for ApiError {
     fn from(err: collegedb::Error) -> Self {
         let status = match err.code() {
-            "integer_out_of_range" | "too_many_parameters" => 400,
-            "not_found" => 404,
+            "integer_out_of_range"
+            | "too_many_parameters"
+            | "statement_too_long"
+            | "invalid_query" => 400,
+            "not_found" | "unknown_shard" => 404,
             "duplicate_key" | "duplicate_alias" | "stale_topology" => 409,
             // Retryable: a rebalance is moving the row.
             "row_moving" => 503,
@@ -89,6 +92,29 @@ pub fn query(req: &Request) -> Option<String> {
     Some(rest.split('#').next().unwrap_or(rest).to_owned())
 }
 
+/// The request's query parameters, `name=value` pairs in order, each
+/// percent-decoded (`+` is a space); a pair without `=` has an empty value.
+pub fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(query) = query(req) else {
+        return Ok(Vec::new());
+    };
+    let decode = |text: &str| {
+        let text = text.replace('+', " ");
+        percent_encoding::percent_decode_str(&text)
+            .decode_utf8()
+            .map(|decoded| decoded.into_owned())
+            .map_err(|_| ApiError::bad_request(format!("query parameter `{text}` is not UTF-8")))
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(name)?, decode(value)?))
+        })
+        .collect()
+}
+
 /// The path's segments, percent-decoded one by one (so `%2F` stays inside
 /// its segment); empty segments (doubled or trailing slashes) are dropped.
 pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
@@ -107,7 +133,7 @@ pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
 
 /// An id too large for any key type; ids that fit an `i64` but not D1
 /// (beyond ±2^53) are refused by the backend before any remote call.
-fn out_of_range(text: &str) -> ApiError {
+pub fn out_of_range(text: &str) -> ApiError {
     collegedb::Error::IntegerOutOfRange {
         value: text.to_owned(),
         target: "an i64 key",

@@ -12,6 +12,9 @@
 //!   the coordinator (the strongly consistent authority for unique values).
 //! - Posts are placed round-robin, through the coordinator (the authority for
 //!   placements that cannot be recomputed).
+//! - Articles are placed by jump hash of their id, with a unique slug; they
+//!   serve the query routes (filters, pages, aggregates, raw SQL: see
+//!   [`queries`]).
 //! - Users can also be reached through a handle that knows only the first two
 //!   shards (`/v2/users/...`): the deployment before `SHARD_2` was appended.
 //!   Rows written there are moved to their three-shard homes by
@@ -28,6 +31,7 @@ mod admin;
 mod calls;
 mod http;
 mod models;
+mod queries;
 mod routes;
 
 use std::sync::LazyLock;
@@ -74,6 +78,9 @@ pub(crate) static USERS: LazyLock<Options> =
 pub(crate) static USERS_TWO_SHARDS: LazyLock<Options> = LazyLock::new(|| {
     options(TWO_SHARDS, Strategy::Hash).coordinator_partitions(USER_CLAIM_PARTITIONS)
 });
+
+/// Articles (the query routes): hash placement over the three shards.
+pub(crate) static ARTICLES: LazyLock<Options> = LazyLock::new(|| options(SHARDS, Strategy::Hash));
 
 /// Posts: round-robin placement through the coordinator.
 pub(crate) static POSTS: LazyLock<Options> =

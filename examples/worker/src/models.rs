@@ -1,9 +1,11 @@
 //! The JSON bodies that create and change the example models.
 //!
-//! Users are placed by hash of their id; posts round-robin.
+//! Users are placed by hash of their id; posts round-robin; articles (the
+//! model of the query routes, [`crate::queries`]) by hash of their id.
 
+use collegedb::Sharded;
 pub use example_models::{Post, User};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 /// `POST /users`.
@@ -62,4 +64,27 @@ pub struct NewPost<'a> {
     pub title: String,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// An article: the model of the query routes (filters, orderings, pages,
+/// aggregates, raw SQL). Placed by hash of its id; `slug` is a unique alias.
+/// `likes` is indexed, and so are `(author, likes)` together, so "the most
+/// liked articles of an author" reads an index on each shard.
+/// `POST /articles` takes it as its JSON body.
+#[derive(Sharded, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[sharded(index(author, likes))]
+pub struct Article {
+    /// The primary key (on D1, within ±2^53).
+    #[primary_key]
+    pub id: i64,
+    /// A unique alias key.
+    #[lookup]
+    pub slug: String,
+    /// The author's name.
+    pub author: String,
+    /// The title.
+    pub title: String,
+    /// How many likes it has.
+    #[sharded(index)]
+    pub likes: i64,
 }

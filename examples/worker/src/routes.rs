@@ -1,17 +1,19 @@
 //! The Worker's JSON API.
 //!
 //! Errors are `status` + `{"error":{"code","message"}}`: `400` for malformed
-//! JSON, fields of the wrong type (`bad_request`), `integer_out_of_range` and
-//! `too_many_parameters`; `403 forbidden` for an administrative route without
-//! the right token (see [`admin`](crate::admin)); `404` for a missing row or
-//! an unknown path (`not_found`); `409` for `duplicate_key`,
+//! JSON, fields of the wrong type or bad query parameters (`bad_request`),
+//! `integer_out_of_range`, `too_many_parameters`, `statement_too_long` and
+//! `invalid_query` (a cursor of another query); `403 forbidden` for an
+//! administrative route without the right token (see
+//! [`admin`](crate::admin)); `404` for a missing row or an unknown path
+//! (`not_found`) and an unknown shard (`unknown_shard`); `409` for `duplicate_key`,
 //! `duplicate_alias` and `stale_topology`; `503 row_moving` for an update of
 //! a row a rebalance kept frozen (retry); `500` for anything else (with the
 //! `collegedb::Error::code`).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /setup` (admin) | creates both tables on every shard and registers the shards with the coordinator → `{"ok":true}` (idempotent; run it again after appending a shard) |
+//! | `POST /setup` (admin) | creates the tables (users, posts, articles) on every shard and registers the shards with the coordinator → `{"ok":true}` (idempotent; run it again after appending a shard) |
 //! | `POST /users` `{"id","email","username","name","age"?}` | `201` the user |
 //! | `GET /users` | every user, ordered by id |
 //! | `GET /users/count` | `{"count":n}` |
@@ -25,6 +27,8 @@
 //! | `POST /admin/rebalance/users` (admin) | moves users to their homes over the three shards → `{"moved","mapped","at_home"}` |
 //! | `POST /posts` `{"id":<integer>,"author_id","title","tags"?}` | `201` the post |
 //! | `GET /posts`, `GET /posts/count`, `GET /posts/{id}`, `GET /posts/{id}/shard` | as for users |
+//! | `POST /articles`, `GET /articles/query`, `/articles/count`, `/articles/stats`, `/articles/explain` | queries: filters, orderings, cursor pages with totals, aggregates per group, plans per shard (see [`queries`](crate::queries)) |
+//! | `POST /admin/sql/articles/{id}`, `/admin/sql/articles/by-slug/{slug}`, `/admin/sql/shards/{name}`, `/admin/sql/shards` (admin) | raw SQL (`run`, `first`, `all`, `merged`) on a key's shard, a named shard, or every shard (see [`queries`](crate::queries)) |
 //! | `GET /distribution` | `[{"shard":"SHARD_0","users":n,"posts":m},..]` in shard order (rows stored per shard) |
 //! | `GET /region` | `{"region":"enam"}`: the D1 region closest to the caller |
 //! | `GET /coordinator/{path}` | forwarded as is to the coordinator's `GET /{path}` (`/health`, `/shards`) |
@@ -65,11 +69,15 @@ use worker::{Env, Method, Request, Response};
 use crate::admin::{require_admin, require_development};
 use crate::calls::Calls;
 use crate::http::{self, body, json as reply, ApiError, ApiResult};
-use crate::models::{NewPost, NewUser, Post, User, UserChanges};
-use crate::{COORDINATOR, POSTS, SHARDS, TWO_SHARDS, USERS, USERS_TWO_SHARDS};
+use crate::models::{Article, NewPost, NewUser, Post, User, UserChanges};
+use crate::queries;
+use crate::{ARTICLES, COORDINATOR, POSTS, SHARDS, TWO_SHARDS, USERS, USERS_TWO_SHARDS};
+
+/// The backend of every handle: Cloudflare, with its remote calls counted.
+pub(crate) type Counted = Intercepted<Cloudflare, Calls>;
 
 /// A database handle whose remote calls are counted.
-type Db = Database<Intercepted<Cloudflare, Calls>>;
+pub(crate) type Db = Database<Counted>;
 
 /// The name of the calls header.
 const CALLS_HEADER: &str = "x-collegedb-calls";
@@ -104,6 +112,10 @@ impl Handles<'_> {
 
     fn posts(&self) -> Result<Db, ApiError> {
         self.open(&POSTS)
+    }
+
+    fn articles(&self) -> Result<Db, ApiError> {
+        self.open(&ARTICLES)
     }
 }
 
@@ -164,6 +176,14 @@ async fn route(mut req: Request, env: &Env, calls: &Calls) -> ApiResult {
         (Method::Get, ["posts", id]) => {
             let key = http::integer_id(id)?;
             found(Post::get(&handles.posts()?, key).await?, "post", "id", id)
+        }
+
+        (_, ["articles", rest @ ..]) => {
+            queries::articles(&mut req, &handles.articles()?, method, rest).await
+        }
+        (Method::Post, ["admin", "sql", rest @ ..]) => {
+            require_admin(&req, env)?;
+            queries::raw(&mut req, &handles.articles()?, rest).await
         }
 
         (Method::Get, ["distribution"]) => distribution(&handles).await,
@@ -257,11 +277,12 @@ fn shard_of(shard: Option<&str>, what: &str, key: &str) -> ApiResult {
     }
 }
 
-/// Creates both tables on every shard, then registers the shards with the coordinator.
+/// Creates the tables on every shard, then registers the shards with the coordinator.
 async fn setup(handles: &Handles<'_>) -> ApiResult {
     let db = handles.users()?;
     User::create_schema(&db).await?;
     Post::create_schema(&db).await?;
+    Article::create_schema(&db).await?;
     let coordinator =
         DurableCoordinator::from_env(handles.env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
     for shard in SHARDS {
