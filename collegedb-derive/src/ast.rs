@@ -6,25 +6,7 @@ use syn::{Data, DeriveInput, Fields, Ident, Type};
 use crate::attr;
 use crate::ctxt::Ctxt;
 
-/// Which derive is expanding: they share the parsing and validation, and
-/// differ in the attributes they take and in what they generate.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Derive {
-    /// `#[derive(Sharded)]`: a model with its table.
-    Sharded,
-    /// `#[derive(FromRow)]`: a plain struct a query selects into.
-    FromRow,
-}
-
-impl Derive {
-    /// The derive as written, for messages: `#[derive(Sharded)]`.
-    pub fn attribute(self) -> &'static str {
-        match self {
-            Derive::Sharded => "#[derive(Sharded)]",
-            Derive::FromRow => "#[derive(FromRow)]",
-        }
-    }
-}
+pub use crate::attr::Derive;
 
 /// The derive input.
 pub struct Input<'a> {

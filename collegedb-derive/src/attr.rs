@@ -13,8 +13,27 @@ use syn::meta::ParseNestedMeta;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, Token};
 
-use crate::ast::Derive;
 use crate::ctxt::Ctxt;
+
+/// Which derive is expanding: they share the parsing and validation, and
+/// differ in the attributes they take and in what they generate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// `#[derive(Sharded)]`: a model with its table.
+    Sharded,
+    /// `#[derive(FromRow)]`: a plain struct a query selects into.
+    FromRow,
+}
+
+impl Derive {
+    /// The derive as written, for messages: `#[derive(Sharded)]`.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Derive::Sharded => "#[derive(Sharded)]",
+            Derive::FromRow => "#[derive(FromRow)]",
+        }
+    }
+}
 
 /// Where an attribute is written.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! the column at position `N - 1` of `COLUMNS`, so one encoded row serves
 //! both `insert` and `update`.
 
-use crate::valid::Model;
+use crate::valid::{index_name, Model};
 
 /// The statements of `collegedb::__private::TableSql`, plus each lookup's select.
 pub struct Statements {
@@ -30,13 +30,6 @@ pub struct Statements {
 
 fn quoted(name: &str) -> String {
     format!("\"{name}\"")
-}
-
-/// The name of the (non-unique) index of `table` on `columns`:
-/// `<table>_<column>_.._idx`. A lookup's unique index ends in `_key`
-/// instead, so the two never clash.
-pub fn index_name(table: &str, columns: &[&str]) -> String {
-    format!("{table}_{}_idx", columns.join("_"))
 }
 
 /// Generates every statement of `model`.

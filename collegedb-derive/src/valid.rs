@@ -11,7 +11,6 @@ use syn::Ident;
 
 use crate::ast::{Derive, Field, Input};
 use crate::ctxt::Ctxt;
-use crate::sql;
 use crate::ty::{self, Mapped, Scalar};
 
 /// A struct that passed validation, resolved into a table.
@@ -496,7 +495,7 @@ impl<'a> Indexes<'a, '_> {
             .iter()
             .map(|&i| self.columns[i].name.as_str())
             .collect();
-        let name = sql::index_name(self.table, &names);
+        let name = index_name(self.table, &names);
         if let Some((_, earlier, _)) = declared.iter().find(|(other, ..)| *other == columns) {
             let earlier = match earlier {
                 Declared::Field(_) => earlier.to_string(),
@@ -682,6 +681,13 @@ fn default_table_name(struct_name: &str) -> String {
         "s"
     };
     snake + plural
+}
+
+/// The name of the (non-unique) index of `table` on `columns`:
+/// `<table>_<column>_.._idx`. A lookup's unique index ends in `_key`
+/// instead, so the two never clash.
+pub fn index_name(table: &str, columns: &[&str]) -> String {
+    format!("{table}_{}_idx", columns.join("_"))
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ mod model;
 mod platform;
 pub mod query;
 mod router;
+mod row;
 mod strategy;
 mod value;
 mod violation;

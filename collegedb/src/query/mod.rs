@@ -17,10 +17,10 @@ mod column;
 mod cursor;
 mod filter;
 mod order;
-mod row;
 
 use std::marker::PhantomData;
 
+pub use crate::row::{FromRow, Selection};
 pub(crate) use aggregate::Merged;
 pub use aggregate::{avg, count, count_of, max, min, sum, Aggregate, Having, Numeric};
 pub use column::{Column, Json, Operand, Textual};
@@ -29,7 +29,6 @@ pub use filter::Filter;
 pub(crate) use filter::{Binder, Expr};
 pub use order::Order;
 pub(crate) use order::{compare, compare_rows};
-pub use row::{FromRow, Selection};
 
 use crate::error::{Error, ShardFailure};
 use crate::model::Model;
