@@ -8,7 +8,7 @@
 use std::cmp::Ordering;
 
 use super::Database;
-use crate::backend::{Backend, ShardExecutor, Statement};
+use crate::backend::{Backend, Outcome, ShardExecutor, Statement};
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
 use crate::model::Model;
@@ -180,25 +180,13 @@ impl<B: Backend> RawShards<'_, B> {
     /// Runs a statement on every shard, each in its own transaction; returns
     /// each shard's name with the rows it changed, in shard order.
     pub async fn run(&self, sql: &str, params: &[Value]) -> Result<Vec<(String, u64)>> {
-        let statement = statement::<B>(sql, params)?;
         let router = &self.db.router;
-        let all: Vec<usize> = (0..router.shards.len()).collect();
-        let answers = router
-            .each_shard(&all, |i| {
-                let statement = &statement;
-                async move { router.batch(i, std::slice::from_ref(statement)).await }
-            })
-            .await;
-        let changed = router.all_or_failed(answers)?;
-        Ok(all
+        Ok(self
+            .outcomes(sql, params, true)
+            .await?
             .into_iter()
-            .zip(changed)
-            .map(|(i, o)| {
-                (
-                    router.name(i).to_owned(),
-                    o.first().map_or(0, |o| o.changed),
-                )
-            })
+            .enumerate()
+            .map(|(i, o)| (router.name(i).to_owned(), o.changed))
             .collect())
     }
 
@@ -291,13 +279,28 @@ impl<B: Backend> RawShards<'_, B> {
     }
 
     async fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Vec<Value>>>> {
+        let outcomes = self.outcomes(sql, params, false).await?;
+        Ok(outcomes.into_iter().map(|o| o.rows).collect())
+    }
+
+    /// What the statement did on each shard, in shard order: as a write
+    /// (its own transaction) or as a read-only query.
+    async fn outcomes(&self, sql: &str, params: &[Value], write: bool) -> Result<Vec<Outcome>> {
         let statement = statement::<B>(sql, params)?;
         let router = &self.db.router;
         let all: Vec<usize> = (0..router.shards.len()).collect();
         let answers = router
             .each_shard(&all, |i| {
                 let statement = &statement;
-                async move { router.query(i, statement).await }
+                async move {
+                    if write {
+                        let outcomes = router.batch(i, std::slice::from_ref(statement)).await?;
+                        Ok(outcomes.into_iter().next().unwrap_or_default())
+                    } else {
+                        let rows = router.query(i, statement).await?;
+                        Ok(Outcome { changed: 0, rows })
+                    }
+                }
             })
             .await;
         router.all_or_failed(answers)
