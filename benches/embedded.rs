@@ -42,10 +42,22 @@ const LIST_ROUNDS: usize = 3;
 const BULK_ROWS: usize = 100_000;
 
 fn main() {
+    // `EMBEDDED_BENCH=point` (or `list`, `bulk`, comma-separated) runs only those groups.
+    let only = std::env::var("EMBEDDED_BENCH").ok();
+    let wanted = |group: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|g| g == group))
+    };
     let mut report = Report::default();
-    point_operations(&mut report);
-    list_and_count(&mut report);
-    bulk_inserts(&mut report);
+    if wanted("point") {
+        point_operations(&mut report);
+    }
+    if wanted("list") {
+        list_and_count(&mut report);
+    }
+    if wanted("bulk") {
+        bulk_inserts(&mut report);
+    }
     report.print();
 }
 
