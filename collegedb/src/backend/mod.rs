@@ -8,6 +8,7 @@
 //! futures are not, and generic code over them must not ask for it.
 #![allow(async_fn_in_trait)] // deliberately no `Send` bound; see above.
 
+pub(crate) mod calls;
 pub(crate) mod claims;
 pub(crate) mod family;
 pub mod intercept;

@@ -24,6 +24,7 @@ pub(crate) use record::MappingRecord;
 
 use futures::future::join_all;
 
+use crate::backend::calls::{self, Service};
 use crate::backend::intercept::{Intercepted, Interceptor, Seen};
 use crate::backend::{
     Backend, ClaimReply, ClaimRequest, Coordinator, Holder, MappingStore, Release,
@@ -122,6 +123,7 @@ impl<B: Backend> Directory<B> {
 
     /// The read path: the mapping store's record of `key`, if it has a readable one.
     pub(crate) async fn resolve(&self, key: &str) -> Option<MappingRecord> {
+        calls::count(Service::Mappings);
         match self.store.get_many(&[key.to_owned()]).await {
             Ok(found) => match found.into_iter().next().flatten() {
                 Some(json) => match MappingRecord::parse(key, &json) {
@@ -142,12 +144,16 @@ impl<B: Backend> Directory<B> {
 
     /// The authority's holders of `keys`.
     pub(crate) async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>> {
-        self.authority()?.holders(keys).await
+        let authority = self.authority()?;
+        calls::count(Service::Coordinator);
+        authority.holders(keys).await
     }
 
     /// Takes claims (all or none).
     pub(crate) async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply> {
-        self.authority()?.claim(request).await
+        let authority = self.authority()?;
+        calls::count(Service::Coordinator);
+        authority.claim(request).await
     }
 
     /// Compare-and-deletes claims and forgets their read-path records.
@@ -160,7 +166,10 @@ impl<B: Backend> Directory<B> {
         let keys: Vec<String> = releases.iter().map(|r| r.key.clone()).collect();
         let released = async {
             match self.authority() {
-                Ok(coordinator) => coordinator.release(&releases).await,
+                Ok(coordinator) => {
+                    calls::count(Service::Coordinator);
+                    coordinator.release(&releases).await
+                }
                 Err(err) => Err(err),
             }
         };
@@ -176,12 +185,10 @@ impl<B: Backend> Directory<B> {
             self.cache.put(key, &record.shard);
         }
         let json: Vec<String> = records.iter().map(|(_, record)| record.to_json()).collect();
-        let puts = join_all(
-            records
-                .iter()
-                .zip(&json)
-                .map(|((key, _), json)| self.store.put(key, json)),
-        )
+        let puts = join_all(records.iter().zip(&json).map(|((key, _), json)| {
+            calls::count(Service::Mappings);
+            self.store.put(key, json)
+        }))
         .await;
         for err in puts.into_iter().filter_map(Result::err) {
             tracing::warn!(error = %err, "could not write a read-path mapping");
@@ -193,7 +200,11 @@ impl<B: Backend> Directory<B> {
         for key in keys {
             self.cache.remove(key);
         }
-        let deletes = join_all(keys.iter().map(|key| self.store.delete(key))).await;
+        let deletes = join_all(keys.iter().map(|key| {
+            calls::count(Service::Mappings);
+            self.store.delete(key)
+        }))
+        .await;
         for err in deletes.into_iter().filter_map(Result::err) {
             tracing::warn!(error = %err, "could not remove a read-path mapping; reads check rows and will ignore it");
         }

@@ -11,9 +11,8 @@
 //! By alias: the process cache, the mapping store, then the coordinator's
 //! claim, whose owner is located by primary key if its row moved.
 
-use tracing::Instrument;
-
 use super::{Found, Probe, Router};
+use crate::backend::calls::Trace;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::{owner_value, RoutedKey};
@@ -42,7 +41,7 @@ impl<B: Backend> Router<B> {
                 None => Ok(None),
             }
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
@@ -55,7 +54,7 @@ impl<B: Backend> Router<B> {
                 None => Ok(None),
             }
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 

@@ -26,6 +26,7 @@ pub use rebalance::Rebalanced;
 
 use tracing::Span;
 
+use crate::backend::calls::{self, Service};
 use crate::backend::{Backend, Fence, Outcome, ShardExecutor, ShardSpec, Statement, Violation};
 use crate::directory::Directory;
 use crate::error::{Error, Result};
@@ -150,6 +151,9 @@ impl<B: Backend> Router<B> {
             key = key.map(RoutedKey::tag).unwrap_or_default(),
             strategy = self.placement.write.kind().name(),
             shard = tracing::field::Empty,
+            shard_calls = tracing::field::Empty,
+            mapping_calls = tracing::field::Empty,
+            coordinator_calls = tracing::field::Empty,
         )
     }
 
@@ -211,6 +215,7 @@ impl<B: Backend> Router<B> {
         index: usize,
         statements: &[Statement],
     ) -> Result<Vec<Outcome>> {
+        calls::count(Service::Shard);
         match self.shards[index].executor.batch(statements).await {
             Err(Error::Constraint {
                 shard,
@@ -228,6 +233,7 @@ impl<B: Backend> Router<B> {
         index: usize,
         statement: &Statement,
     ) -> Result<Vec<Vec<Value>>> {
+        calls::count(Service::Shard);
         self.shards[index].executor.query(statement).await
     }
 

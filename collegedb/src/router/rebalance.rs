@@ -10,9 +10,9 @@
 //! When every row is home, every shard records the table as settled.
 
 use futures::future::try_join_all;
-use tracing::Instrument;
 
 use super::{sql, Probe, Router};
+use crate::backend::calls::Trace;
 use crate::backend::{Backend, Statement};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
@@ -81,7 +81,7 @@ impl<B: Backend> Router<B> {
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &settle))).await?;
             Ok(report)
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 

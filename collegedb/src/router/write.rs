@@ -10,12 +10,12 @@
 //! only claims it took itself, and only when the shard refused the row.
 
 use futures::future::join_all;
-use tracing::Instrument;
 
 use super::claims::{duplicate_key, ClaimSpec};
 use super::locate::lookup_of;
 use super::sql::{self, Guards};
 use super::{fenced, refused, unique_columns, yield_now, Found, Probe, Router, ATTEMPTS};
+use crate::backend::calls::{self, Service, Trace};
 use crate::backend::{Backend, Fence, ShardExecutor, Target};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
@@ -41,7 +41,7 @@ impl<B: Backend> Router<B> {
         B::Shard::check(&row)?;
         let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
         let span = self.span("insert", M::TABLE, Some(&key));
-        self.insert_row::<M>(&row, &key).instrument(span).await
+        self.insert_row::<M>(&row, &key).traced(span).await
     }
 
     async fn insert_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
@@ -156,7 +156,11 @@ impl<B: Backend> Router<B> {
         let Some(limit) = self.max_shard_bytes else {
             return Ok((0..self.shards.len()).collect());
         };
-        let sizes = join_all(self.shards.iter().map(|s| s.executor.size_bytes())).await;
+        let sizes = join_all(self.shards.iter().map(|s| {
+            calls::count(Service::Shard);
+            s.executor.size_bytes()
+        }))
+        .await;
         let mut eligible = Vec::new();
         for (index, size) in sizes.into_iter().enumerate() {
             if size? < limit {
@@ -238,7 +242,7 @@ impl<B: Backend> Router<B> {
         B::Shard::check(&row)?;
         let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
         let span = self.span("update", M::TABLE, Some(&key));
-        self.update_row::<M>(&row, &key).instrument(span).await
+        self.update_row::<M>(&row, &key).traced(span).await
     }
 
     /// Tries the row's likely shard first (the hash home, or the cached
@@ -367,7 +371,7 @@ impl<B: Backend> Router<B> {
     pub(crate) async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
         let key = RoutedKey::new(key);
         let span = self.span("delete", M::TABLE, Some(&key));
-        self.delete_row::<M>(&key, None).instrument(span).await
+        self.delete_row::<M>(&key, None).traced(span).await
     }
 
     pub(crate) async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
@@ -381,7 +385,7 @@ impl<B: Backend> Router<B> {
             self.delete_row::<M>(&key, Some((lookup.column, &value)))
                 .await
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
