@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use collegedb::backend::intercept::Call;
 use collegedb::query::{count, max};
-use collegedb::Sharded;
 use common::harness::*;
 use common::*;
 use example_models::User;

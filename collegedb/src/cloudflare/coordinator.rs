@@ -94,8 +94,16 @@ impl DurableCoordinator {
             Some(body) => Some(serde_json::to_string(body).map_err(|e| fail(e.to_string()))?),
             None => None,
         };
+        let text = self.exchange(&method, path, json.as_deref()).await?;
+        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected answer {text:?}: {e}")))
+    }
+
+    /// The text of a successful answer to `body` at `path`; the untyped part
+    /// of [`DurableCoordinator::call`], compiled once for every reply type.
+    async fn exchange(&self, method: &Method, path: &str, body: Option<&str>) -> Result<String> {
+        let fail = |message: String| Error::Coordinator(format!("{method} {path}: {message}"));
         let mut response = self
-            .fetch(method.clone(), path, json.as_deref())
+            .fetch(method.clone(), path, body)
             .await
             .map_err(|e| fail(worker_error_message(&e)))?;
         let status = response.status_code();
@@ -109,7 +117,7 @@ impl DurableCoordinator {
                 Err(_) => format!("{status}: {text}"),
             }));
         }
-        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected answer {text:?}: {e}")))
+        Ok(text)
     }
 }
 

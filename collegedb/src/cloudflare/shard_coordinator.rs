@@ -272,6 +272,34 @@ impl ShardCoordinator {
         &self,
         body: impl FnOnce() -> std::result::Result<T, Failure>,
     ) -> std::result::Result<T, Failure> {
+        let mut body = Some(body);
+        let mut outcome: Option<std::result::Result<T, Failure>> = None;
+        // The typed body behind an untyped step, so that the transaction
+        // itself is compiled once: `Ok(true)` committed, `Ok(false)` failed.
+        let mut step = || match body.take() {
+            Some(body) => {
+                let result = body();
+                let ok = result.is_ok();
+                outcome = Some(result);
+                Ok(ok)
+            }
+            None => Err(JsValue::from_str("collegedb: transaction body ran twice")),
+        };
+        let called = self.transaction(&mut step);
+        match (outcome, called) {
+            (Some(Ok(value)), Ok(_)) => Ok(value),
+            (Some(Err(failure)), _) => Err(failure),
+            (_, Err(failure)) => Err(failure),
+            (None, Ok(_)) => Err(Failure::storage("the storage transaction did not run")),
+        }
+    }
+
+    /// Runs `step` inside `transactionSync`; a step answering `Ok(false)`
+    /// (its body failed) is rolled back.
+    fn transaction(
+        &self,
+        step: &mut dyn FnMut() -> std::result::Result<bool, JsValue>,
+    ) -> std::result::Result<(), Failure> {
         let run = Reflect::get(&self.storage, &JsValue::from_str("transactionSync"))
             .ok()
             .and_then(|f| f.dyn_into::<Function>().ok())
@@ -280,20 +308,12 @@ impl ShardCoordinator {
                     "this Durable Object has no transactionSync: declare ShardCoordinator under `new_sqlite_classes`",
                 )
             })?;
-        let mut body = Some(body);
-        let mut outcome: Option<std::result::Result<T, Failure>> = None;
         let mut step = || -> std::result::Result<(), JsValue> {
-            let Some(body) = body.take() else {
-                return Err(JsValue::from_str("collegedb: transaction body ran twice"));
-            };
-            let result = body();
-            let failed = result.is_err();
-            outcome = Some(result);
-            if failed {
+            if step()? {
+                Ok(())
+            } else {
                 // Throwing is what makes transactionSync roll back.
                 Err(JsValue::from_str("collegedb: rolled back"))
-            } else {
-                Ok(())
             }
         };
         let called = {
@@ -303,15 +323,12 @@ impl ShardCoordinator {
                 );
             run.call1(&self.storage, closure.as_ref())
         };
-        match (outcome, called) {
-            (Some(Ok(value)), Ok(_)) => Ok(value),
-            (Some(Err(failure)), _) => Err(failure),
-            (_, Err(e)) => Err(Failure::storage(format!(
+        called.map(drop).map_err(|e| {
+            Failure::storage(format!(
                 "the storage transaction failed: {}",
                 super::js_error_message(&e)
-            ))),
-            (None, Ok(_)) => Err(Failure::storage("the storage transaction did not run")),
-        }
+            ))
+        })
     }
 
     async fn body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, Failure> {

@@ -259,6 +259,11 @@ impl<M> Having<M> {
     }
 
     /// The aggregates this condition reads, each once, as [`Aggregate`]s.
+    /// This group filter without its model (see [`Aggregate::erase`]).
+    pub(crate) fn erase(&self) -> Having<()> {
+        Having::from_expr(self.expr.clone())
+    }
+
     pub(crate) fn aggregates(&self) -> Vec<Aggregate<M>> {
         fn walk(e: &HavingExpr, out: &mut Vec<AggregateId>) {
             match e {
@@ -330,6 +335,11 @@ impl<M> std::ops::Not for Having<M> {
 impl<M> Aggregate<M> {
     pub(crate) fn id(&self) -> AggregateId {
         (self.function, self.column)
+    }
+
+    /// This aggregate without its model: the engine runs one copy for every model.
+    pub(crate) fn erase(self) -> Aggregate<()> {
+        aggregate(self.function, self.column)
     }
 }
 

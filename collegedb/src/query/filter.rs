@@ -158,26 +158,6 @@ impl<M> Filter<M> {
         }
     }
 
-    /// The value this filter requires of column `index` in every row it
-    /// passes (`column = value` as one of its top-level conditions), if any.
-    pub(crate) fn pinned(&self, index: usize) -> Option<&Value> {
-        fn pins(e: &Expr, index: usize) -> Option<&Value> {
-            match e {
-                Expr::Compare {
-                    index: i,
-                    op: Op::Eq,
-                    value,
-                    ..
-                } if *i == index && *value != Value::Null => Some(value),
-                _ => None,
-            }
-        }
-        match &self.expr {
-            Expr::And(all) => all.iter().find_map(|e| pins(e, index)),
-            other => pins(other, index),
-        }
-    }
-
     /// The first value that could not be encoded, if any.
     pub(crate) fn invalid(&self) -> Option<&Error> {
         fn find(e: &Expr) -> Option<&Error> {
@@ -202,6 +182,28 @@ impl<M> Not for Filter<M> {
             Expr::Not(inner) => *inner,
             e => Expr::Not(Box::new(e)),
         })
+    }
+}
+
+impl Expr {
+    /// The value this condition requires of column `index` in every row it
+    /// passes (`column = value` as one of its top-level conditions), if any.
+    pub(crate) fn pinned(&self, index: usize) -> Option<&Value> {
+        fn pins(e: &Expr, index: usize) -> Option<&Value> {
+            match e {
+                Expr::Compare {
+                    index: i,
+                    op: Op::Eq,
+                    value,
+                    ..
+                } if *i == index && *value != Value::Null => Some(value),
+                _ => None,
+            }
+        }
+        match self {
+            Expr::And(all) => all.iter().find_map(|e| pins(e, index)),
+            other => pins(other, index),
+        }
     }
 }
 
@@ -337,7 +339,7 @@ mod tests {
             "(_row.\"age\" >= ?1) AND (NOT (_row.\"nick\" IS NULL))"
         );
         assert_eq!(b.values, [Value::Integer(18)]);
-        assert_eq!(f.pinned(1), None);
+        assert_eq!(f.expr.pinned(1), None);
     }
 
     #[test]

@@ -232,10 +232,10 @@ impl<M: Model, R> Query<M, R> {
 
     /// The ordering as run: the requested terms, up to the primary key if
     /// one of them is it, else followed by the primary key ascending.
-    pub(crate) fn terms(&self) -> Vec<Order<M>> {
+    pub(crate) fn terms(&self) -> Vec<Order<()>> {
         let mut terms = Vec::new();
         for term in &self.order {
-            terms.push(*term);
+            terms.push(term.erase());
             if term.index == M::PRIMARY_KEY {
                 return terms;
             }

@@ -47,6 +47,11 @@ impl<M> Order<M> {
         Order { nullable, ..self }
     }
 
+    /// This term without its model: the engine runs one copy for every model.
+    pub(crate) fn erase(self) -> Order<()> {
+        Order::new(self.column, self.index, self.descending).nullable(self.nullable)
+    }
+
     /// Orders two values of this term's column as `ORDER BY` would.
     pub(crate) fn compare(&self, a: &Value, b: &Value) -> Ordering {
         let order = compare(a, b);

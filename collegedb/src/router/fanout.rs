@@ -1,9 +1,9 @@
 //! Operations on every shard at once: schema, list and count.
 
 use futures::future::try_join_all;
-use tracing::Instrument;
 
 use super::{sql, Router};
+use crate::backend::calls::Trace;
 use crate::backend::{Backend, Statement};
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
@@ -45,7 +45,7 @@ impl<B: Backend> Router<B> {
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &statements))).await?;
             Ok(())
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
@@ -78,7 +78,7 @@ impl<B: Backend> Router<B> {
             }
             Ok(total)
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
@@ -95,13 +95,14 @@ impl<B: Backend> Router<B> {
 
     /// `(rows, frozen rows)` of every shard.
     async fn counts<M: Model>(&self) -> Result<Vec<(u64, u64)>> {
-        let statement = sql::count::<M>();
+        self.counts_of(&sql::count::<M>()).await
+    }
+
+    /// [`Router::counts`] with the model's count statement: one copy for every model.
+    async fn counts_of(&self, statement: &Statement) -> Result<Vec<(u64, u64)>> {
         let all: Vec<usize> = (0..self.shards.len()).collect();
         let answers = self
-            .each_shard(&all, |i| {
-                let statement = &statement;
-                async move { self.query(i, statement).await }
-            })
+            .each_shard(&all, |i| async move { self.query(i, statement).await })
             .await;
         let answers = self.all_or_failed(answers)?;
         self.shards

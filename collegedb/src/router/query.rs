@@ -11,18 +11,19 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 
-use futures::StreamExt;
-use tracing::Instrument;
+use futures::future::LocalBoxFuture;
+use futures::{FutureExt, StreamExt};
 
 use super::locate::lookup_of;
 use super::{select, Router};
+use crate::backend::calls::Trace;
 use crate::backend::{Backend, ShardExecutor, Statement};
 use crate::error::{Error, Result, ShardFailure};
 use crate::key::RoutedKey;
 use crate::model::Model;
 use crate::query::{
-    compare, compare_rows, Aggregate, Cursor, Filter, FromRow, Grouped, Merged, Page, Query,
-    ShardPlan,
+    compare, compare_rows, count, Aggregate, Cursor, Expr, Filter, FromRow, Grouped, Having,
+    Merged, Order, Page, Query, ShardPlan,
 };
 use crate::value::Value;
 
@@ -34,6 +35,64 @@ const PAGE_ROWS: u64 = 1000;
 struct Targets {
     shards: Vec<usize>,
     routed: bool,
+}
+
+/// What the query engine needs of a model, without its type: the engine
+/// (statements, merging, aggregating) is compiled once for every model, and
+/// only this description and the decoding of rows are built per model.
+pub(super) struct Table<'a> {
+    pub(super) name: &'static str,
+    /// The model's columns.
+    pub(super) columns: &'static [&'static str],
+    /// The position of the primary key in `columns`.
+    pub(super) primary_key: usize,
+    /// [`select::moving`] of the table.
+    pub(super) moving: String,
+    /// The shards that can hold rows passing the query's filter.
+    targets: Box<dyn Fn() -> LocalBoxFuture<'a, Result<Targets>> + 'a>,
+    /// Whether the frozen copy of a key on a shard is shadowed by its live copy at home.
+    shadowed: Box<dyn Fn(usize, Value) -> LocalBoxFuture<'a, Result<bool>> + 'a>,
+}
+
+/// A typed query without its types: see [`Table`].
+struct Plan<'q> {
+    filter: &'q Expr,
+    terms: Vec<Order<()>>,
+    columns: Vec<usize>,
+    limit: Option<u64>,
+    offset: u64,
+    after: Option<&'q [Value]>,
+    total: bool,
+    partial: bool,
+}
+
+impl<'q> Plan<'q> {
+    fn of<M: Model, R>(query: &'q Query<M, R>) -> Self {
+        Plan {
+            filter: &query.filter.expr,
+            terms: query.terms(),
+            columns: query.columns(),
+            limit: query.limit,
+            offset: query.offset,
+            after: query.after.as_ref().map(|c| c.values.as_slice()),
+            total: query.total,
+            partial: query.partial,
+        }
+    }
+}
+
+/// Decodes the rows of a page into `R`.
+fn decoded<R: FromRow>(page: Page<Vec<Value>>) -> Result<Page<R>> {
+    Ok(Page {
+        rows: page
+            .rows
+            .into_iter()
+            .map(R::from_row)
+            .collect::<Result<_>>()?,
+        next: page.next,
+        total: page.total,
+        failed: page.failed,
+    })
 }
 
 impl<B: Backend> Router<B> {
@@ -81,9 +140,23 @@ impl<B: Backend> Router<B> {
         (values, failures)
     }
 
+    /// `M` as the engine sees it, for a query whose filter is `filter`.
+    fn table<'a, M: Model>(&'a self, filter: &'a Expr) -> Table<'a> {
+        Table {
+            name: M::TABLE,
+            columns: M::COLUMNS,
+            primary_key: M::PRIMARY_KEY,
+            moving: select::moving::<M>(),
+            targets: Box::new(move || self.targets::<M>(filter).boxed_local()),
+            shadowed: Box::new(move |shard, key| {
+                async move { self.shadowed::<M>(shard, &key).await }.boxed_local()
+            }),
+        }
+    }
+
     /// The shards that can hold rows passing `filter`: the shard of the row
     /// whose primary key or lookup value the filter pins, else every shard.
-    async fn targets<M: Model>(&self, filter: &Filter<M>) -> Result<Targets> {
+    async fn targets<M: Model>(&self, filter: &Expr) -> Result<Targets> {
         let located = if let Some(key) = filter.pinned(M::PRIMARY_KEY) {
             Some(self.locate::<M>(&RoutedKey::new(key.clone())).await?)
         } else if let Some((i, value)) = M::LOOKUPS
@@ -123,16 +196,22 @@ impl<B: Backend> Router<B> {
     /// One page of `query`: at most its limit of rows after its offset or
     /// cursor, in its order; with the total if asked.
     pub(crate) async fn page<M: Model, R: FromRow>(&self, query: &Query<M, R>) -> Result<Page<R>> {
-        let span = self.span("query", M::TABLE, None);
+        if let Some(err) = query.invalid() {
+            return Err(err);
+        }
+        let table = self.table::<M>(&query.filter.expr);
+        decoded(self.page_of(&table, &Plan::of(query)).await?)
+    }
+
+    /// [`Router::page`], rows undecoded.
+    async fn page_of(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Page<Vec<Value>>> {
+        let span = self.span("query", table.name, None);
         async {
-            if let Some(err) = query.invalid() {
-                return Err(err);
-            }
             // The rows, then the total: one after the other, so that no
             // more than the fan-out limit of shards are asked at once.
-            let mut page = self.merge_rows(query).await?;
-            if query.total {
-                let (total, failures) = self.counted::<M>(&query.filter, query.partial).await?;
+            let mut page = self.merge_rows(table, plan).await?;
+            if plan.total {
+                let (total, failures) = self.counted(table, plan.filter, plan.partial).await?;
                 // With failures tolerated, the total counts what answered,
                 // and a shard that failed only here is listed too.
                 for failure in failures {
@@ -145,68 +224,69 @@ impl<B: Backend> Router<B> {
             }
             Ok(page)
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
-    async fn merge_rows<M: Model, R: FromRow>(&self, query: &Query<M, R>) -> Result<Page<R>> {
-        // Refuse an oversized statement before any shard is asked.
-        Self::checked(select::rows::<M>(
-            &query.filter.expr,
-            &query.terms(),
-            query.after.as_ref().map(|c| c.values.as_slice()),
-            &query.columns(),
-            1,
+    /// The statement of a page of `plan` after `after`, at most `limit` rows.
+    fn rows_statement(
+        &self,
+        table: &Table<'_>,
+        plan: &Plan<'_>,
+        after: Option<&[Value]>,
+        limit: u64,
+    ) -> Result<Statement> {
+        Self::checked(select::rows(
+            table,
+            plan.filter,
+            &plan.terms,
+            after,
+            &plan.columns,
+            limit,
             self.epoch(),
-        ))?;
+        ))
+    }
+
+    async fn merge_rows(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Page<Vec<Value>>> {
+        // Refuse an oversized statement before any shard is asked.
+        self.rows_statement(table, plan, plan.after, 1)?;
         // A hash key's home copy is its live one: a query pinning the key
         // asks the home first, and locates the row only if that finds nothing.
-        if let Some(key) = query
+        if let Some(key) = plan
             .filter
-            .pinned(M::PRIMARY_KEY)
+            .pinned(table.primary_key)
             .filter(|_| self.hash_placed())
         {
             let home = Targets {
                 shards: vec![self.home(&RoutedKey::new(key.clone()))],
                 routed: true,
             };
-            let page = self.merge_on(query, home).await?;
+            let page = self.merge_on(table, plan, home).await?;
             if !page.rows.is_empty() {
                 return Ok(page);
             }
         }
-        let targets = self.targets::<M>(&query.filter).await?;
-        self.merge_on(query, targets).await
+        let targets = (table.targets)().await?;
+        self.merge_on(table, plan, targets).await
     }
 
     /// [`Router::merge_rows`] over `targets`.
-    async fn merge_on<M: Model, R: FromRow>(
+    async fn merge_on(
         &self,
-        query: &Query<M, R>,
+        table: &Table<'_>,
+        plan: &Plan<'_>,
         targets: Targets,
-    ) -> Result<Page<R>> {
-        let terms = query.terms();
-        let columns = query.columns();
+    ) -> Result<Page<Vec<Value>>> {
+        let terms = &plan.terms;
         let width = terms.len();
-        let statement = |after: Option<&[Value]>, limit: u64| {
-            Self::checked(select::rows::<M>(
-                &query.filter.expr,
-                &terms,
-                after,
-                &columns,
-                limit,
-                self.epoch(),
-            ))
-        };
-
-        let wanted = query.limit.map(|l| query.offset.saturating_add(l));
+        let wanted = plan.limit.map(|l| plan.offset.saturating_add(l));
         let mut streams: Vec<Stream> = targets
             .shards
             .iter()
             .map(|&shard| Stream {
                 shard,
                 rows: VecDeque::new(),
-                after: query.after.as_ref().map(|c| c.values.clone()),
+                after: plan.after.map(<[Value]>::to_vec),
                 more: true,
             })
             .collect();
@@ -229,7 +309,10 @@ impl<B: Backend> Router<B> {
             let requests = streams
                 .iter()
                 .filter(|s| s.rows.is_empty() && s.more)
-                .map(|s| Ok((s.shard, statement(s.after.as_deref(), ask)?)))
+                .map(|s| {
+                    let statement = self.rows_statement(table, plan, s.after.as_deref(), ask)?;
+                    Ok((s.shard, statement))
+                })
                 .collect::<Result<Vec<(usize, Statement)>>>()?;
             if !requests.is_empty() {
                 let shards: Vec<usize> = requests.iter().map(|(shard, _)| *shard).collect();
@@ -243,7 +326,7 @@ impl<B: Backend> Router<B> {
                     })
                     .await;
                 let (pages, failures) = self.split(pages);
-                if !failures.is_empty() && !query.partial {
+                if !failures.is_empty() && !plan.partial {
                     return Err(Error::ShardsFailed { failures });
                 }
                 failed.extend(failures);
@@ -267,7 +350,7 @@ impl<B: Backend> Router<B> {
                 .iter()
                 .enumerate()
                 .filter_map(|(s, stream)| stream.rows.front().map(|row| (s, row)))
-                .min_by(|(_, a), (_, b)| compare_rows(&terms, &a[1..=width], &b[1..=width]))
+                .min_by(|(_, a), (_, b)| compare_rows(terms, &a[1..=width], &b[1..=width]))
                 .map(|(s, _)| s);
             let Some(next) = next else { break };
             let shard = streams[next].shard;
@@ -278,25 +361,27 @@ impl<B: Backend> Router<B> {
             if !targets.routed && matches!(row[0], Value::Integer(1 | 2)) {
                 // The primary key ends the ordering's values.
                 let key = &row[width];
-                if matches!(row[0], Value::Integer(2)) && self.shadowed::<M>(shard, key).await? {
+                if matches!(row[0], Value::Integer(2))
+                    && (table.shadowed)(shard, key.clone()).await?
+                {
                     continue;
                 }
                 if !taken_keys.insert(KeyOf::from(key)) {
                     continue;
                 }
             }
-            if skipped < query.offset {
+            if skipped < plan.offset {
                 skipped += 1;
                 continue;
             }
             taken += 1;
             let values = row.split_off(1 + width);
             last = Some(row.split_off(1));
-            out.push(R::from_row(values)?);
+            out.push(values);
         }
         let more = streams.iter().any(|s| !s.rows.is_empty() || s.more);
-        let next = match (query.limit, last) {
-            (Some(_), Some(last)) if more => Some(Cursor::new(M::TABLE, &terms, last)),
+        let next = match (plan.limit, last) {
+            (Some(_), Some(last)) if more => Some(Cursor::new(table.name, terms, last)),
             _ => None,
         };
         Ok(Page {
@@ -309,26 +394,30 @@ impl<B: Backend> Router<B> {
 
     /// Rows passing `filter`, each once.
     pub(crate) async fn count_where<M: Model>(&self, filter: &Filter<M>) -> Result<u64> {
-        Ok(self.counted(filter, false).await?.0)
+        if let Some(err) = filter.invalid() {
+            return Err(err.clone());
+        }
+        let table = self.table::<M>(&filter.expr);
+        Ok(self.counted(&table, &filter.expr, false).await?.0)
     }
 
     /// Rows passing `filter`, each once; with `partial`, on the shards that
     /// answered, listing those that failed.
-    async fn counted<M: Model>(
+    async fn counted(
         &self,
-        filter: &Filter<M>,
+        table: &Table<'_>,
+        filter: &Expr,
         partial: bool,
     ) -> Result<(u64, Vec<ShardFailure>)> {
-        let grouped = Grouped {
-            filter: filter.clone(),
-            groups: Vec::new(),
-            having: None,
-            error: None,
-        };
-        let (rows, failures): (Vec<(i64,)>, _) = self
-            .aggregate_on(&grouped, &[crate::query::count()], partial)
+        let (rows, failures) = self
+            .aggregate_on(table, filter, &[], &[count()], None, partial)
             .await?;
-        Ok((rows.first().map_or(0, |(n,)| *n as u64), failures))
+        let n = rows
+            .into_iter()
+            .next()
+            .map(<(i64,)>::from_row)
+            .transpose()?;
+        Ok((n.map_or(0, |(n,)| n as u64), failures))
     }
 
     /// The aggregates of every group of `grouped`, in the order of the
@@ -338,42 +427,59 @@ impl<B: Backend> Router<B> {
         grouped: &Grouped<M>,
         aggregates: &[Aggregate<M>],
     ) -> Result<Vec<R>> {
-        Ok(self.aggregate_on(grouped, aggregates, false).await?.0)
+        if let Some(err) = grouped
+            .error
+            .clone()
+            .or_else(|| grouped.filter.invalid().cloned())
+        {
+            return Err(err);
+        }
+        let table = self.table::<M>(&grouped.filter.expr);
+        let aggregates: Vec<Aggregate<()>> = aggregates.iter().map(|a| a.erase()).collect();
+        let having = grouped.having.as_ref().map(Having::erase);
+        let (rows, _) = self
+            .aggregate_on(
+                &table,
+                &grouped.filter.expr,
+                &grouped.groups,
+                &aggregates,
+                having.as_ref(),
+                false,
+            )
+            .await?;
+        rows.into_iter().map(R::from_row).collect()
     }
 
-    /// [`Router::aggregate`]; with `partial`, over the shards that answered,
-    /// with the failures of the others.
-    async fn aggregate_on<M: Model, R: FromRow>(
+    /// [`Router::aggregate`], rows undecoded; with `partial`, over the shards
+    /// that answered, with the failures of the others.
+    async fn aggregate_on(
         &self,
-        grouped: &Grouped<M>,
-        aggregates: &[Aggregate<M>],
+        table: &Table<'_>,
+        filter: &Expr,
+        groups: &[(&'static str, usize)],
+        aggregates: &[Aggregate<()>],
+        having: Option<&Having<()>>,
         partial: bool,
-    ) -> Result<(Vec<R>, Vec<ShardFailure>)> {
-        let span = self.span("aggregate", M::TABLE, None);
+    ) -> Result<(Vec<Vec<Value>>, Vec<ShardFailure>)> {
+        let span = self.span("aggregate", table.name, None);
         async {
-            if let Some(err) = grouped
-                .error
-                .clone()
-                .or_else(|| grouped.filter.invalid().cloned())
-            {
-                return Err(err);
-            }
             // The requested aggregates, then those only the group filter reads.
-            let mut all: Vec<Aggregate<M>> = aggregates.to_vec();
-            if let Some(having) = &grouped.having {
+            let mut all: Vec<Aggregate<()>> = aggregates.to_vec();
+            if let Some(having) = having {
                 for extra in having.aggregates() {
                     if !all.contains(&extra) {
                         all.push(extra);
                     }
                 }
             }
-            let statement = Self::checked(select::aggregates::<M>(
-                &grouped.filter.expr,
-                &grouped.groups,
+            let statement = Self::checked(select::aggregates(
+                table,
+                filter,
+                groups,
                 &all,
                 self.epoch(),
             ))?;
-            let targets = self.targets::<M>(&grouped.filter).await?;
+            let targets = (table.targets)().await?;
             let answers = self
                 .each_shard(&targets.shards, |shard| {
                     let statement = &statement;
@@ -384,7 +490,7 @@ impl<B: Backend> Router<B> {
             if !failures.is_empty() && !partial {
                 return Err(Error::ShardsFailed { failures });
             }
-            let width = grouped.groups.len();
+            let width = groups.len();
             let mut groups: BTreeMap<GroupKey, Vec<Merged>> = BTreeMap::new();
             if width == 0 {
                 groups.insert(GroupKey(Vec::new()), all.iter().map(Merged::new).collect());
@@ -395,7 +501,7 @@ impl<B: Backend> Router<B> {
                         return Err(self.malformed(shard, &row));
                     }
                     let frozen = matches!(row[0], Value::Integer(1));
-                    if frozen && !targets.routed && self.shadowed::<M>(shard, &row[1]).await? {
+                    if frozen && !targets.routed && (table.shadowed)(shard, row[1].clone()).await? {
                         continue;
                     }
                     let partials = row.split_off(2 + width);
@@ -419,9 +525,9 @@ impl<B: Backend> Router<B> {
                 let finished: Vec<Value> = all
                     .iter()
                     .zip(&merged)
-                    .map(|(a, m)| m.finish(M::TABLE, a))
+                    .map(|(a, m)| m.finish(table.name, a))
                     .collect::<Result<_>>()?;
-                if let Some(having) = &grouped.having {
+                if let Some(having) = having {
                     let lookup = |id| {
                         all.iter()
                             .position(|a| a.id() == id)
@@ -432,11 +538,11 @@ impl<B: Backend> Router<B> {
                     }
                 }
                 values.extend(finished.into_iter().take(aggregates.len()));
-                out.push(R::from_row(values)?);
+                out.push(values);
             }
             Ok((out, failures))
         }
-        .instrument(span)
+        .traced(span)
         .await
     }
 
@@ -445,17 +551,25 @@ impl<B: Backend> Router<B> {
         if let Some(err) = query.invalid() {
             return Err(err);
         }
-        let statement = Self::checked(select::explain(select::rows::<M>(
-            &query.filter.expr,
-            &query.terms(),
-            query.after.as_ref().map(|c| c.values.as_slice()),
-            &query.columns(),
-            query
-                .limit
-                .map_or(PAGE_ROWS, |l| l.saturating_add(query.offset)),
+        let table = self.table::<M>(&query.filter.expr);
+        self.explain_of(&table, &Plan::of(query)).await
+    }
+
+    /// [`Router::explain`] without the model's type.
+    async fn explain_of(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Vec<ShardPlan>> {
+        let limit = plan
+            .limit
+            .map_or(PAGE_ROWS, |l| l.saturating_add(plan.offset));
+        let statement = Self::checked(select::explain(select::rows(
+            table,
+            plan.filter,
+            &plan.terms,
+            plan.after,
+            &plan.columns,
+            limit,
             self.epoch(),
         )))?;
-        let targets = self.targets::<M>(&query.filter).await?;
+        let targets = (table.targets)().await?;
         let answers = self
             .each_shard(&targets.shards, |shard| {
                 let statement = &statement;

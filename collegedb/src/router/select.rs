@@ -3,6 +3,7 @@
 //! whether a row is a frozen copy (being moved home by a rebalance) only
 //! while the table is unsettled for this reader, like `list` pages.
 
+use super::query::Table;
 use super::sql::{mark, quoted, unsettled_at};
 use crate::backend::Statement;
 use crate::model::Model;
@@ -22,8 +23,8 @@ fn binder(epoch: usize) -> Binder {
 
 /// Where `_row` stands in a rebalance: 0 while the table is settled for
 /// this reader, 1 while unsettled (rows may be moving), 2 for a frozen copy.
-/// `?1` is the reader's epoch.
-fn moving<M: Model>() -> String {
+/// `?1` is the reader's epoch. The one part of the statements built per model.
+pub(crate) fn moving<M: Model>() -> String {
     let pk = format!("{ROW}.{}", quoted(M::primary_key_column()));
     format!(
         "CASE WHEN {} THEN 1 + EXISTS {} ELSE 0 END",
@@ -36,11 +37,13 @@ fn column(name: &str) -> String {
     format!("{ROW}.{}", quoted(name))
 }
 
-/// Up to `limit` rows passing `filter` after `after` (a keyset position in
-/// `terms`), in the order of `terms`: `[moving, terms' values..., columns...]`.
-pub(crate) fn rows<M: Model>(
+/// Up to `limit` rows of `table` passing `filter` after `after` (a keyset
+/// position in `terms`), in the order of `terms`: `[moving, terms' values...,
+/// columns...]`. `moving` is [`moving`] of the table.
+pub(crate) fn rows(
+    table: &Table,
     filter: &Expr,
-    terms: &[Order<M>],
+    terms: &[Order<()>],
     after: Option<&[Value]>,
     columns: &[usize],
     limit: u64,
@@ -52,7 +55,7 @@ pub(crate) fn rows<M: Model>(
         condition = format!("({condition}) AND ({})", b.after(ROW, terms, after));
     }
     let keys: Vec<String> = terms.iter().map(|t| column(t.column)).collect();
-    let values: Vec<String> = columns.iter().map(|&i| column(M::COLUMNS[i])).collect();
+    let values: Vec<String> = columns.iter().map(|&i| column(table.columns[i])).collect();
     let order: Vec<String> = terms
         .iter()
         .map(|t| {
@@ -66,11 +69,11 @@ pub(crate) fn rows<M: Model>(
     let limit = b.bind(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
     let sql = format!(
         "SELECT {} AS _collegedb_moving, {}{}{} FROM {} AS {ROW} WHERE {condition} ORDER BY {} LIMIT {limit}",
-        moving::<M>(),
+        table.moving,
         keys.join(", "),
         if values.is_empty() { "" } else { ", " },
         values.join(", "),
-        quoted(M::TABLE),
+        quoted(table.name),
         order.join(", "),
     );
     Statement::new(sql, b.values)
@@ -80,10 +83,11 @@ pub(crate) fn rows<M: Model>(
 /// `[0, NULL, groups..., partials...]`; then each frozen copy passing it
 /// alone, as `[1, key, groups..., its own partials...]`, for the router to
 /// count unless its live copy is home.
-pub(crate) fn aggregates<M: Model>(
+pub(crate) fn aggregates(
+    table: &Table,
     filter: &Expr,
     groups: &[(&'static str, usize)],
-    aggregates: &[Aggregate<M>],
+    aggregates: &[Aggregate<()>],
     epoch: usize,
 ) -> Statement {
     let mut b = binder(epoch);
@@ -103,11 +107,11 @@ pub(crate) fn aggregates<M: Model>(
         "WITH _collegedb_passed AS NOT MATERIALIZED (SELECT {ROW}.*, {} AS _collegedb_moving FROM {} AS {ROW} WHERE {condition}) \
          SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving < 2{group_by} \
          UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving = 2",
-        moving::<M>(),
-        quoted(M::TABLE),
+        table.moving,
+        quoted(table.name),
         lead(&groups),
         lead(&partials),
-        column(M::primary_key_column()),
+        column(table.columns[table.primary_key]),
         lead(&groups),
         lead(&singles),
     );
