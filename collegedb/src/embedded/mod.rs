@@ -23,6 +23,7 @@
 mod convert;
 mod mappings;
 mod shard;
+mod transaction;
 
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params_from_iter, Connection};
 
 use super::convert::{shard_error, value_of};
+use super::transaction::Immediate;
 use crate::backend::{Outcome, ShardExecutor, Statement};
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -115,11 +116,9 @@ impl ShardExecutor for SqliteShard {
     }
 
     async fn batch(&self, statements: &[Statement]) -> Result<Vec<Outcome>> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         // IMMEDIATE: the batch's reads and writes are one step, as on D1.
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
+        let tx = Immediate::begin(&conn).map_err(|e| self.err(e))?;
         let outcomes = statements
             .iter()
             .map(|statement| self.run(&tx, statement))

@@ -102,7 +102,7 @@ impl<B: Backend> Router<B> {
         let frozen = self.batch(source, &freeze).await?;
         let probe = Probe::in_batch::<M>(frozen, 2);
         let Some(row) = probe.row else {
-            let thaw = [sql::clear_marks(M::TABLE, &key.value, &["moving"])];
+            let thaw = [sql::clear_mark(M::TABLE, &key.value, "moving")];
             self.batch(source, &thaw).await?;
             return Ok(false);
         };
@@ -116,7 +116,8 @@ impl<B: Backend> Router<B> {
         let remove = [
             fence(),
             Statement::new(M::SQL.delete_by_key, vec![key.value.clone()]),
-            sql::clear_marks(M::TABLE, &key.value, &["moving", "inc"]),
+            sql::clear_mark(M::TABLE, &key.value, "moving"),
+            sql::clear_mark(M::TABLE, &key.value, "inc"),
         ];
         self.batch(source, &remove).await?;
         // 4. Point the read path's alias records home.

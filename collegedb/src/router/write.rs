@@ -179,7 +179,7 @@ impl<B: Backend> Router<B> {
         let statements = [
             sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
             sql::probe_key::<M>(&key.value, self.epoch()),
-            sql::clear_marks(M::TABLE, &key.value, &["redirect"]),
+            sql::clear_mark(M::TABLE, &key.value, "redirect"),
             sql::add_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms()),
         ];
         let outcomes = self.batch(home, &statements).await?;
@@ -206,7 +206,9 @@ impl<B: Backend> Router<B> {
         loop {
             let statements = [
                 sql::fence(self.epoch(), M::TABLE, &key.value, guards, incarnation),
-                sql::clear_marks(M::TABLE, &key.value, &["gone", "inc", "redirect"]),
+                sql::clear_mark(M::TABLE, &key.value, "gone"),
+                sql::clear_mark(M::TABLE, &key.value, "inc"),
+                sql::clear_mark(M::TABLE, &key.value, "redirect"),
                 sql::insert::<M>(row),
                 sql::incarnation::<M>(&key.value, incarnation, claimed, self.epoch(), now_ms()),
             ];
