@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use collegedb::backend::intercept::Call;
 use collegedb::query::{count, max};
+use collegedb::Value;
 use common::harness::*;
 use common::*;
 use example_models::User;
@@ -187,6 +188,25 @@ fn every_operation_records_the_calls_the_backend_saw() {
             .unwrap();
         assert_eq!((n, oldest), (2, Some(30)));
         steps
+            .step("count_per_shard", db.count_per_shard::<User>())
+            .unwrap();
+        steps.step("explain", User::query().explain(&db)).unwrap();
+        let raw = steps
+            .step("raw_for_key", db.raw_for_key(User::EMAIL, "bob@x.io"))
+            .unwrap();
+        let sql = "SELECT id FROM users";
+        steps
+            .step("raw all", raw.all::<Vec<Value>>(sql, &[]))
+            .unwrap();
+        let shard = db.raw_on_shard("shard-0").unwrap();
+        steps
+            .step("raw run", shard.run("UPDATE users SET age = age", &[]))
+            .unwrap();
+        let every = db.raw_on_every_shard();
+        steps
+            .step("raw everywhere", every.all::<Vec<Value>>(sql, &[]))
+            .unwrap();
+        steps
             .step("delete_by", User::delete_by_email(&db, "bob@x.io"))
             .unwrap();
         steps.step("delete", User::delete(&db, "ada")).unwrap();
@@ -207,6 +227,16 @@ fn every_operation_records_the_calls_the_backend_saw() {
             "{strategy:?}: an insert with lookups claims"
         );
         assert_eq!(of("list")[0], 3, "{strategy:?}: a list reads every shard");
+        assert_eq!(
+            of("raw run")[0],
+            1,
+            "{strategy:?}: raw SQL on a shard is one call"
+        );
+        assert_eq!(
+            of("raw everywhere")[0],
+            3,
+            "{strategy:?}: raw SQL everywhere, one per shard"
+        );
     }
 }
 

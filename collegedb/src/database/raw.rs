@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 
 use super::Database;
+use crate::backend::calls::Trace;
 use crate::backend::{Backend, Outcome, ShardExecutor, Statement};
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
@@ -48,12 +49,15 @@ impl<B: Backend> Database<B> {
     ) -> Result<RawShard<'_, B>> {
         let value = value.into_value()?;
         let index = column.index();
+        let key = RoutedKey::new(value.clone());
+        let span = self.router.span("raw_for_key", M::TABLE, Some(&key));
         let found = if index == M::PRIMARY_KEY {
-            self.router
-                .locate::<M>(&RoutedKey::new(value.clone()))
-                .await?
+            self.router.locate::<M>(&key).traced(span).await?
         } else if let Some(lookup) = M::LOOKUPS.iter().find(|l| l.index == index) {
-            self.router.locate_alias::<M>(lookup, &value).await?
+            self.router
+                .locate_alias::<M>(lookup, &value)
+                .traced(span)
+                .await?
         } else {
             return Err(Error::InvalidQuery {
                 table: M::TABLE,
@@ -113,7 +117,12 @@ impl<B: Backend> RawShard<'_, B> {
     /// Runs a statement in its own transaction; returns the rows it changed.
     pub async fn run(&self, sql: &str, params: &[Value]) -> Result<u64> {
         let statement = statement::<B>(sql, params)?;
-        let outcomes = self.db.router.batch(self.shard, &[statement]).await?;
+        let outcomes = self
+            .db
+            .router
+            .batch(self.shard, &[statement])
+            .traced(self.span())
+            .await?;
         Ok(outcomes.first().map_or(0, |o| o.changed))
     }
 
@@ -131,7 +140,18 @@ impl<B: Backend> RawShard<'_, B> {
 
     async fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let statement = statement::<B>(sql, params)?;
-        self.db.router.query(self.shard, &statement).await
+        self.db
+            .router
+            .query(self.shard, &statement)
+            .traced(self.span())
+            .await
+    }
+
+    /// The span of one raw statement: `table` is empty, the shard is named.
+    fn span(&self) -> tracing::Span {
+        let span = self.db.router.span("raw", "", None);
+        span.record("shard", self.name());
+        span
     }
 }
 
@@ -289,6 +309,7 @@ impl<B: Backend> RawShards<'_, B> {
         let statement = statement::<B>(sql, params)?;
         let router = &self.db.router;
         let all: Vec<usize> = (0..router.shards.len()).collect();
+        let span = router.span("raw", "", None);
         let answers = router
             .each_shard(&all, |i| {
                 let statement = &statement;
@@ -302,6 +323,7 @@ impl<B: Backend> RawShards<'_, B> {
                     }
                 }
             })
+            .traced(span)
             .await;
         router.all_or_failed(answers)
     }

@@ -84,7 +84,8 @@ impl<B: Backend> Router<B> {
 
     /// The rows stored on each shard, in shard order (a row mid-move is on two).
     pub(crate) async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
-        let counts = self.counts::<M>().await?;
+        let span = self.span("count_per_shard", M::TABLE, None);
+        let counts = self.counts::<M>().traced(span).await?;
         Ok(self
             .shards
             .iter()

@@ -569,13 +569,19 @@ impl<B: Backend> Router<B> {
             limit,
             self.epoch(),
         )))?;
-        let targets = (table.targets)().await?;
-        let answers = self
-            .each_shard(&targets.shards, |shard| {
-                let statement = &statement;
-                async move { self.query(shard, statement).await }
-            })
-            .await;
+        let span = self.span("explain", table.name, None);
+        let (targets, answers) = async {
+            let targets = (table.targets)().await?;
+            let answers = self
+                .each_shard(&targets.shards, |shard| {
+                    let statement = &statement;
+                    async move { self.query(shard, statement).await }
+                })
+                .await;
+            Ok::<_, Error>((targets, answers))
+        }
+        .traced(span)
+        .await?;
         let plans = self.all_or_failed(answers)?;
         Ok(targets
             .shards
