@@ -190,6 +190,9 @@ fn every_operation_records_the_calls_the_backend_saw() {
         steps
             .step("count_per_shard", db.count_per_shard::<User>())
             .unwrap();
+        steps
+            .step("shard_of", db.shard_of::<User>("bob".into()))
+            .unwrap();
         steps.step("explain", User::query().explain(&db)).unwrap();
         let raw = steps
             .step("raw_for_key", db.raw_for_key(User::EMAIL, "bob@x.io"))

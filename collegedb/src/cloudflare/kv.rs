@@ -132,8 +132,11 @@ impl MappingStore for KvMappings {
     }
 
     async fn put(&self, key: &str, value: &str) -> Result<()> {
+        // As bytes: `put(key, &str)` goes through serde and links the float
+        // formatter for values that look like numbers. KV stores bytes
+        // either way, and `get` reads them back as the same text.
         self.store
-            .put(key, value)
+            .put_bytes(key, value.as_bytes())
             .map_err(kv_error)?
             .execute()
             .await

@@ -101,7 +101,10 @@ mod object {
         }
 
         async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-            match self.route(&mut req).await {
+            // The body first, so that everything after it is synchronous:
+            // one await, and a small future.
+            let body = req.text().await;
+            match self.route(&req, body) {
                 Ok(response) => Ok(response),
                 Err(failure) => failure.into_response(),
             }
@@ -331,15 +334,15 @@ impl ShardCoordinator {
         })
     }
 
-    async fn body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, Failure> {
-        let text = req.text().await.map_err(|e| {
-            Failure::bad_request(format!("unreadable body: {}", worker_error_message(&e)))
+    fn body<T: DeserializeOwned>(body: &worker::Result<String>) -> std::result::Result<T, Failure> {
+        let text = body.as_ref().map_err(|e| {
+            Failure::bad_request(format!("unreadable body: {}", worker_error_message(e)))
         })?;
-        serde_json::from_str(&text)
+        serde_json::from_str(text)
             .map_err(|e| Failure::bad_request(format!("invalid JSON body: {e}")))
     }
 
-    async fn route(&self, req: &mut Request) -> Answer {
+    fn route(&self, req: &Request, body: worker::Result<String>) -> Answer {
         self.ensure_schema()?;
         let path = req.path();
         let method = req.method();
@@ -349,21 +352,21 @@ impl ShardCoordinator {
                 _ => Err(not_allowed(&method, &path)),
             },
             "/claim" => match method {
-                Method::Post => self.claim(Self::body(req).await?),
+                Method::Post => self.claim(Self::body(&body)?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/release" => match method {
-                Method::Post => self.release(Self::body(req).await?),
+                Method::Post => self.release(Self::body(&body)?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/holders" => match method {
-                Method::Post => self.holders(Self::body(req).await?),
+                Method::Post => self.holders(Self::body(&body)?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/shards" => match method {
                 Method::Get => json(&self.atomically(|| self.registered())?),
-                Method::Post => self.add_shard(Self::body(req).await?),
-                Method::Delete => self.remove_shard(Self::body(req).await?),
+                Method::Post => self.add_shard(Self::body(&body)?),
+                Method::Delete => self.remove_shard(Self::body(&body)?),
                 _ => Err(not_allowed(&method, &path)),
             },
             "/flush" => match method {

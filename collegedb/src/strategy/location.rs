@@ -133,11 +133,27 @@ impl ShardLocation {
     }
 }
 
+/// The 500 km band of [`Region::distance_km`] between every two regions, in
+/// [`Region::ALL`] order: placement needs only the band, and a table spares
+/// the Worker the trigonometry of the distance (several KB of wasm). No
+/// distance is within 15 km of a band's edge, so rounding cannot move one; a
+/// test checks the table against the distances.
+const BANDS: [[u8; 8]; 8] = [
+    [0, 7, 18, 18, 27, 23, 26, 33],
+    [7, 0, 13, 14, 31, 31, 22, 26],
+    [18, 13, 0, 1, 20, 32, 9, 17],
+    [18, 14, 1, 0, 18, 31, 8, 17],
+    [27, 31, 20, 18, 0, 12, 11, 17],
+    [23, 31, 32, 31, 12, 0, 24, 22],
+    [26, 22, 9, 8, 11, 24, 0, 12],
+    [33, 26, 17, 17, 17, 22, 12, 0],
+];
+
 /// The rank of a shard for `target`: lower is better.
 fn rank(target: Region, location: Option<ShardLocation>) -> (u64, i64) {
     match location {
         Some(l) => (
-            (l.region.distance_km(target) / 500.0) as u64,
+            u64::from(BANDS[l.region as usize][target as usize]),
             -i64::from(l.priority),
         ),
         None => (u64::MAX, 0),
@@ -187,6 +203,23 @@ mod tests {
         let picks: std::collections::HashSet<usize> =
             (0..10).map(|h| pick(Region::Apac, &shards, h)).collect();
         assert_eq!(picks, [1, 2].into_iter().collect());
+    }
+
+    #[test]
+    fn bands_are_the_distances_in_500_km_steps() {
+        for (i, from) in Region::ALL.into_iter().enumerate() {
+            assert_eq!(from as usize, i);
+            for to in Region::ALL {
+                let km = from.distance_km(to);
+                assert_eq!(u64::from(BANDS[i][to as usize]), (km / 500.0) as u64);
+                // Far enough from a band's edge for any rounding of the trigonometry.
+                let edge = km % 500.0;
+                assert!(
+                    km == 0.0 || (15.0..485.0).contains(&edge),
+                    "{from}-{to}: {km}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@
 //! the router's claims and fences and can read or change anything, hence
 //! the administrative token.
 
+use collegedb::cloudflare::Cloudflare;
 use collegedb::query::{avg, count, max, min, sum, Having};
 use collegedb::{Column, Cursor, Filter, Merge, Order, Query, RawShard, Value};
 use serde::Deserialize;
@@ -63,7 +64,7 @@ use worker::{Method, Request};
 
 use crate::http::{self, json as reply, ApiError, ApiResult};
 use crate::models::Article;
-use crate::routes::{Counted, Db};
+use crate::routes::Db;
 
 /// Query parameters; each is read at most once, and any left over is an error.
 struct Params(Vec<(String, String)>);
@@ -423,7 +424,7 @@ pub async fn raw(req: &mut Request, db: &Db, rest: &[&str]) -> ApiResult {
     }
 }
 
-async fn on_one(shard: RawShard<'_, Counted>, raw: &Raw, params: &[Value]) -> ApiResult {
+async fn on_one(shard: RawShard<'_, Cloudflare>, raw: &Raw, params: &[Value]) -> ApiResult {
     let name = shard.name().to_owned();
     let (sql, params) = (raw.sql.as_str(), params);
     match raw.op.as_str() {

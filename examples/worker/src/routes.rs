@@ -49,16 +49,17 @@
 //! # Calls
 //!
 //! Every response carries `x-collegedb-calls: shard=N,mappings=N,coordinator=N`:
-//! the remote calls made through the request's database handles (D1 queries
-//! and batches; KV gets, puts, deletes and lists; coordinator requests).
-//! Requests the route sends to the coordinator itself (`/coordinator/...`,
-//! the shard registration of `/setup`) are not counted.
+//! the remote calls of the request's database operations (D1 queries and
+//! batches; KV gets, puts, deletes and lists; coordinator requests), summed
+//! from the counts collegedb records on each operation's span (see
+//! [`Calls`]). Requests the route sends to the coordinator itself
+//! (`/coordinator/...`, the shard registration of `/setup`) are not
+//! collegedb operations and are not counted.
 //!
 //! Path segments are percent-decoded (`/users/by-email/ada%40example.com`).
 //! The fixed segments win over ids: a user whose id is `count` cannot be read
 //! at `/users/count`.
 
-use collegedb::backend::intercept::Intercepted;
 use collegedb::cloudflare::{
     closest_region, Cloudflare, DurableCoordinator, Options, DEFAULT_COORDINATOR_NAME,
 };
@@ -73,11 +74,8 @@ use crate::models::{Article, NewPost, NewUser, Post, User, UserChanges};
 use crate::queries;
 use crate::{ARTICLES, COORDINATOR, POSTS, SHARDS, TWO_SHARDS, USERS, USERS_TWO_SHARDS};
 
-/// The backend of every handle: Cloudflare, with its remote calls counted.
-pub(crate) type Counted = Intercepted<Cloudflare, Calls>;
-
-/// A database handle whose remote calls are counted.
-pub(crate) type Db = Database<Counted>;
+/// A database handle (its remote calls are counted from its spans: see [`Calls`]).
+pub(crate) type Db = Database<Cloudflare>;
 
 /// The name of the calls header.
 const CALLS_HEADER: &str = "x-collegedb-calls";
@@ -86,7 +84,7 @@ const CALLS_HEADER: &str = "x-collegedb-calls";
 /// response carries the calls header.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     let calls = Calls::default();
-    let mut response = match route(req, &env, &calls).await {
+    let mut response = match calls.count(route(req, &env)).await {
         Ok(response) => response,
         Err(err) => err.into_response()?,
     };
@@ -98,12 +96,11 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
 /// The request's per-request view of the databases.
 struct Handles<'a> {
     env: &'a Env,
-    calls: &'a Calls,
 }
 
 impl Handles<'_> {
     fn open(&self, options: &Options) -> Result<Db, ApiError> {
-        Ok(options.open(self.env)?.intercepted(self.calls.clone()))
+        Ok(options.open(self.env)?)
     }
 
     fn users(&self) -> Result<Db, ApiError> {
@@ -119,14 +116,14 @@ impl Handles<'_> {
     }
 }
 
-async fn route(mut req: Request, env: &Env, calls: &Calls) -> ApiResult {
+async fn route(mut req: Request, env: &Env) -> ApiResult {
     // `req.path()`, not `req.url()`: parsing would link the `url` crate and its
     // IDNA tables (a large share of the module) for a URL already normalised.
     let raw_path = req.path();
     let path = http::segments(&raw_path)?;
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = req.method();
-    let handles = Handles { env, calls };
+    let handles = Handles { env };
     match (method.clone(), segments.as_slice()) {
         (Method::Post, ["setup"]) => {
             require_admin(&req, env)?;
