@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::transaction::Immediate;
 use crate::backend::claims::{apply, ClaimTable};
 use crate::backend::{
     ClaimReply, ClaimRequest, Coordinator, Holder, KeyPage, MappingStore, Release,
@@ -169,7 +170,7 @@ impl MappingStore for SqliteMappings {
 }
 
 /// The claims table inside one transaction.
-struct Claims<'t>(&'t rusqlite::Transaction<'t>);
+struct Claims<'t>(&'t Connection);
 
 impl ClaimTable for Claims<'_> {
     fn holder(&mut self, key: &str) -> Result<Option<Holder>> {
@@ -225,11 +226,9 @@ impl ClaimTable for Claims<'_> {
 
 impl Coordinator for SqliteMappings {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply> {
-        let mut conn = self.conn();
+        let conn = self.conn();
         // IMMEDIATE: the reads and writes of a request are one step for every handle.
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(coordinator_error)?;
+        let tx = Immediate::begin(&conn).map_err(coordinator_error)?;
         let reply = apply(&mut Claims(&tx), request)?;
         if matches!(reply, ClaimReply::Granted { .. }) {
             tx.commit().map_err(coordinator_error)?;
@@ -238,10 +237,8 @@ impl Coordinator for SqliteMappings {
     }
 
     async fn release(&self, releases: &[Release]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(coordinator_error)?;
+        let conn = self.conn();
+        let tx = Immediate::begin(&conn).map_err(coordinator_error)?;
         for release in releases {
             tx.prepare_cached(
                 "DELETE FROM claims WHERE key = ?1 AND owner = ?2 AND incarnation = ?3",

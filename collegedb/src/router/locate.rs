@@ -60,8 +60,10 @@ impl<B: Backend> Router<B> {
 
     pub(crate) async fn shard_of<M: Model>(&self, key: Value) -> Result<Option<&str>> {
         let key = RoutedKey::new(key);
+        let span = self.span("shard_of", M::TABLE, Some(&key));
         Ok(self
             .locate::<M>(&key)
+            .traced(span)
             .await?
             .map(|found| self.name(found.shard)))
     }
