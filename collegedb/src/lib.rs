@@ -87,6 +87,6 @@ mod readme {}
 /// Items the derive's generated code uses. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::model::{Lookup, TableSql};
+    pub use crate::model::{Lookup, Schema, TableSql};
     pub use crate::value::{decode_column, decode_json, encode_column, encode_json};
 }

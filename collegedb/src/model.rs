@@ -1,5 +1,7 @@
 //! The model trait that `#[derive(Sharded)]` implements.
 
+use std::any::TypeId;
+
 use crate::error::Result;
 use crate::row::FromRow;
 use crate::value::Value;
@@ -66,8 +68,46 @@ pub trait Model: FromRow + 'static {
     /// `table.column`.
     fn to_row(&self) -> Result<Vec<Value>>;
 
+    /// The table as the router sees it: [`Model`]'s constants without the type.
+    const SCHEMA: &'static Schema = &Schema {
+        table: Self::TABLE,
+        columns: Self::COLUMNS,
+        primary_key: Self::PRIMARY_KEY,
+        lookups: Self::LOOKUPS,
+        sql: Self::SQL,
+        model: TypeId::of::<Self>,
+    };
+
     /// The primary key column's name.
     fn primary_key_column() -> &'static str {
         Self::COLUMNS[Self::PRIMARY_KEY]
+    }
+}
+
+/// A model's table without its Rust type: [`Model::SCHEMA`].
+///
+/// The router routes, probes and writes rows through this description, so
+/// its code is compiled once, not once per model (which matters for a
+/// Worker's size); rows are encoded and decoded by the model at the edges.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub(crate) table: &'static str,
+    pub(crate) columns: &'static [&'static str],
+    pub(crate) primary_key: usize,
+    pub(crate) lookups: &'static [Lookup],
+    pub(crate) sql: TableSql,
+    /// Tells apart two models of one table name (statement texts are cached per model).
+    model: fn() -> TypeId,
+}
+
+impl Schema {
+    /// The primary key column's name.
+    pub(crate) fn primary_key_column(&self) -> &'static str {
+        self.columns[self.primary_key]
+    }
+
+    /// The model this schema describes.
+    pub(crate) fn model(&self) -> TypeId {
+        (self.model)()
     }
 }

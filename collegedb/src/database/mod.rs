@@ -245,7 +245,7 @@ impl<B: Backend> Database<B> {
     /// own tables, on every shard. Safe to call again; call it again after
     /// appending shards.
     pub async fn create_schema<M: Model>(&self) -> Result<()> {
-        self.router.create_schema::<M>().await
+        self.router.create_schema(M::SCHEMA).await
     }
 
     /// Inserts a new row: claims for its lookup values (and its primary key,
@@ -282,13 +282,13 @@ impl<B: Backend> Database<B> {
     /// Deletes the row with primary key `key`, then releases its claims.
     /// Returns whether this call deleted a row.
     pub async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
-        self.router.delete::<M>(key).await
+        self.router.delete(M::SCHEMA, key).await
     }
 
     /// Deletes the row whose lookup column `M::LOOKUPS[lookup]` equals
     /// `value`. Returns whether this call deleted a row.
     pub async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
-        self.router.delete_by::<M>(lookup, value).await
+        self.router.delete_by(M::SCHEMA, lookup, value).await
     }
 
     /// Every row of `M` on every shard, ordered by primary key.
@@ -298,12 +298,12 @@ impl<B: Backend> Database<B> {
 
     /// The number of `M` rows on every shard together.
     pub async fn count<M: Model>(&self) -> Result<u64> {
-        self.router.count::<M>().await
+        self.router.count(M::SCHEMA).await
     }
 
     /// The number of `M` rows stored on each shard, in shard order.
     pub async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
-        self.router.count_per_shard::<M>().await
+        self.router.count_per_shard(M::SCHEMA).await
     }
 
     /// The name of the shard that holds the row with primary key `key`.
@@ -323,12 +323,12 @@ impl<B: Backend> Database<B> {
     /// # }
     /// ```
     pub async fn shard_of<M: Model>(&self, key: Value) -> Result<Option<&str>> {
-        self.router.shard_of::<M>(key).await
+        self.router.shard_of(M::SCHEMA, key).await
     }
 
     /// Moves every `M` row that is not at its hash home there, after shards
     /// were appended (hash placement only). Safe to interrupt and run again.
     pub async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
-        self.router.rebalance::<M>().await
+        self.router.rebalance(M::SCHEMA).await
     }
 }

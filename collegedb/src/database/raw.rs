@@ -52,10 +52,10 @@ impl<B: Backend> Database<B> {
         let key = RoutedKey::new(value.clone());
         let span = self.router.span("raw_for_key", M::TABLE, Some(&key));
         let found = if index == M::PRIMARY_KEY {
-            self.router.locate::<M>(&key).traced(span).await?
+            self.router.locate(M::SCHEMA, &key).traced(span).await?
         } else if let Some(lookup) = M::LOOKUPS.iter().find(|l| l.index == index) {
             self.router
-                .locate_alias::<M>(lookup, &value)
+                .locate_alias(M::SCHEMA, lookup, &value)
                 .traced(span)
                 .await?
         } else {

@@ -13,7 +13,7 @@ use super::{sql, Found, Probe, Router, ATTEMPTS};
 use crate::backend::{Backend, Claim, ClaimReply, ClaimRequest, Holder, Target};
 use crate::error::{Error, Result};
 use crate::key::{owner_value, RoutedKey};
-use crate::model::{Lookup, Model};
+use crate::model::{Lookup, Schema};
 use crate::platform::now_ms;
 use crate::value::Value;
 
@@ -37,18 +37,20 @@ pub(crate) struct Granted {
 
 impl<B: Backend> Router<B> {
     /// The claim of each lookup value of `row` (all of them, or those at `only`).
-    pub(crate) fn lookup_claims<M: Model>(
+    pub(crate) fn lookup_claims(
         &self,
+        schema: &'static Schema,
         row: &[Value],
         only: impl Fn(&Lookup) -> bool,
     ) -> Result<Vec<ClaimSpec>> {
-        M::LOOKUPS
+        schema
+            .lookups
             .iter()
             .filter(|l| only(l))
             .map(|lookup| {
                 let value = row[lookup.index].clone();
                 Ok(ClaimSpec {
-                    key: self.directory.key(M::TABLE, lookup.column, &value)?,
+                    key: self.directory.key(schema.table, lookup.column, &value)?,
                     lookup: Some(lookup),
                     value,
                 })
@@ -57,19 +59,24 @@ impl<B: Backend> Router<B> {
     }
 
     /// The claim of the primary key's own placement.
-    pub(crate) fn placement_claim<M: Model>(&self, key: &RoutedKey) -> Result<ClaimSpec> {
+    pub(crate) fn placement_claim(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+    ) -> Result<ClaimSpec> {
         Ok(ClaimSpec {
             key: self
                 .directory
-                .key(M::TABLE, M::primary_key_column(), &key.value)?,
+                .key(schema.table, schema.primary_key_column(), &key.value)?,
             lookup: None,
             value: key.value.clone(),
         })
     }
 
     /// Takes every claim of `specs` for `key`, taking over claims proven stale.
-    pub(crate) async fn take_claims<M: Model>(
+    pub(crate) async fn take_claims(
         &self,
+        schema: &'static Schema,
         key: &RoutedKey,
         incarnation: &str,
         nonce: &str,
@@ -104,7 +111,7 @@ impl<B: Backend> Router<B> {
                 .map_err(|err| match err {
                     Error::Config(why) => Error::Config(format!(
                         "`{}` has unique lookup values, which are claimed at the coordinator: {why}",
-                        M::TABLE
+                        schema.table
                     )),
                     other => other,
                 })?;
@@ -127,16 +134,16 @@ impl<B: Backend> Router<B> {
                             "a conflict names claim #{index}, which was not asked for"
                         ))
                     })?;
-                    if self.holds::<M>(spec, &holder).await? {
+                    if self.holds(schema, spec, &holder).await? {
                         return Err(if holder.owner == request.owner {
-                            duplicate_key::<M>(key)
+                            duplicate_key(schema, key)
                         } else {
                             match spec.lookup {
                                 Some(lookup) => Error::DuplicateAlias {
-                                    table: M::TABLE,
+                                    table: schema.table,
                                     column: lookup.column,
                                 },
-                                None => duplicate_key::<M>(key),
+                                None => duplicate_key(schema, key),
                             }
                         });
                     }
@@ -155,23 +162,40 @@ impl<B: Backend> Router<B> {
 
     /// Whether `holder`'s row holds the value of `spec`. Revokes the holder's
     /// write attempt on its shard first, so that the answer stays true.
-    async fn holds<M: Model>(&self, spec: &ClaimSpec, holder: &Holder) -> Result<bool> {
+    async fn holds(
+        &self,
+        schema: &'static Schema,
+        spec: &ClaimSpec,
+        holder: &Holder,
+    ) -> Result<bool> {
         let owner = RoutedKey::new(owner_value(&holder.owner)?);
         let shard = self.claimed_shard(&holder.shard)?;
         let statements = [
-            sql::fence(self.epoch(), M::TABLE, &owner.value, sql::Guards::NONE, ""),
-            sql::add_mark(M::TABLE, &owner.value, "revoked", &holder.nonce, now_ms()),
-            sql::probe_key::<M>(&owner.value, self.epoch()),
+            sql::fence(
+                self.epoch(),
+                schema.table,
+                &owner.value,
+                sql::Guards::NONE,
+                "",
+            ),
+            sql::add_mark(
+                schema.table,
+                &owner.value,
+                "revoked",
+                &holder.nonce,
+                now_ms(),
+            ),
+            sql::probe_key(schema, &owner.value, self.epoch()),
         ];
         let outcomes = self.batch(shard, &statements).await?;
-        let probe = Probe::in_batch::<M>(outcomes, 2);
+        let probe = Probe::in_batch(schema, outcomes, 2);
         let found = match probe.row {
             Some(row) => Some(Found {
                 shard,
                 row,
                 incarnation: probe.incarnation,
             }),
-            None => self.locate_life::<M>(&owner).await?,
+            None => self.locate_life(schema, &owner).await?,
         };
         Ok(found.is_some_and(|found| {
             // A row without an incarnation predates incarnations: it holds what it has.
@@ -188,9 +212,9 @@ impl<B: Backend> Router<B> {
     }
 }
 
-pub(crate) fn duplicate_key<M: Model>(key: &RoutedKey) -> Error {
+pub(crate) fn duplicate_key(schema: &'static Schema, key: &RoutedKey) -> Error {
     Error::DuplicateKey {
-        table: M::TABLE,
+        table: schema.table,
         key: key.text.clone(),
     }
 }

@@ -7,25 +7,25 @@ use crate::backend::calls::Trace;
 use crate::backend::{Backend, Statement};
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
-use crate::model::Model;
+use crate::model::{Model, Schema};
 use crate::query::Query;
 use crate::value::Value;
 
 impl<B: Backend> Router<B> {
-    /// Creates the router's tables, `M`'s table and its unique lookup
+    /// Creates the router's tables, the table and its unique lookup
     /// indexes on every shard, each shard in one transaction. Safe to call
     /// again, and after appending shards: a new shard takes the table's
     /// settled epoch from the others, so the table stays unsettled until a
     /// rebalance has moved its rows.
-    pub(crate) async fn create_schema<M: Model>(&self) -> Result<()> {
-        let span = self.span("create_schema", M::TABLE, None);
+    pub(crate) async fn create_schema(&self, schema: &'static Schema) -> Result<()> {
+        let span = self.span("create_schema", schema.table, None);
         async {
             let meta: Vec<Statement> = sql::META
                 .iter()
                 .map(|s| Statement::new(*s, Vec::new()))
                 .collect();
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &meta))).await?;
-            let settled_epoch = sql::settled_epoch(M::TABLE);
+            let settled_epoch = sql::settled_epoch(schema.table);
             let settled =
                 try_join_all((0..self.shards.len()).map(|i| self.query(i, &settled_epoch))).await?;
             let epoch = settled
@@ -36,12 +36,13 @@ impl<B: Backend> Router<B> {
                 })
                 .min()
                 .unwrap_or(self.epoch() as i64);
-            let mut statements: Vec<Statement> = M::SQL
+            let mut statements: Vec<Statement> = schema
+                .sql
                 .create
                 .iter()
                 .map(|s| Statement::new(*s, Vec::new()))
                 .collect();
-            statements.push(sql::settle_if_new(M::TABLE, epoch));
+            statements.push(sql::settle_if_new(schema.table, epoch));
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &statements))).await?;
             Ok(())
         }
@@ -57,21 +58,21 @@ impl<B: Backend> Router<B> {
         Ok(self.page(&Query::<M>::new()).await?.rows)
     }
 
-    /// The number of `M` rows, each counted once: a frozen copy whose live
+    /// The number of rows, each counted once: a frozen copy whose live
     /// copy is already home is not counted.
-    pub(crate) async fn count<M: Model>(&self) -> Result<u64> {
-        let span = self.span("count", M::TABLE, None);
+    pub(crate) async fn count(&self, schema: &'static Schema) -> Result<u64> {
+        let span = self.span("count", schema.table, None);
         async {
-            let counts = self.counts::<M>().await?;
+            let counts = self.counts(schema).await?;
             let mut total: u64 = counts.iter().map(|(rows, _)| rows).sum();
             for (shard, (_, frozen)) in counts.iter().enumerate() {
                 if *frozen == 0 {
                     continue;
                 }
-                for key in self.query(shard, &sql::frozen_keys::<M>()).await? {
+                for key in self.query(shard, &sql::frozen_keys(schema)).await? {
                     let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
                     let home = self.home(&key);
-                    if home != shard && self.probe::<M>(home, &key.value).await?.row.is_some() {
+                    if home != shard && self.probe(schema, home, &key.value).await?.row.is_some() {
                         total -= 1;
                     }
                 }
@@ -83,9 +84,12 @@ impl<B: Backend> Router<B> {
     }
 
     /// The rows stored on each shard, in shard order (a row mid-move is on two).
-    pub(crate) async fn count_per_shard<M: Model>(&self) -> Result<Vec<(String, u64)>> {
-        let span = self.span("count_per_shard", M::TABLE, None);
-        let counts = self.counts::<M>().traced(span).await?;
+    pub(crate) async fn count_per_shard(
+        &self,
+        schema: &'static Schema,
+    ) -> Result<Vec<(String, u64)>> {
+        let span = self.span("count_per_shard", schema.table, None);
+        let counts = self.counts(schema).traced(span).await?;
         Ok(self
             .shards
             .iter()
@@ -95,8 +99,8 @@ impl<B: Backend> Router<B> {
     }
 
     /// `(rows, frozen rows)` of every shard.
-    async fn counts<M: Model>(&self) -> Result<Vec<(u64, u64)>> {
-        self.counts_of(&sql::count::<M>()).await
+    async fn counts(&self, schema: &'static Schema) -> Result<Vec<(u64, u64)>> {
+        self.counts_of(&sql::count(schema)).await
     }
 
     /// [`Router::counts`] with the model's count statement: one copy for every model.

@@ -16,7 +16,7 @@ use crate::backend::calls::Trace;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::{owner_value, RoutedKey};
-use crate::model::{Lookup, Model};
+use crate::model::{Lookup, Model, Schema};
 use crate::strategy::{location, Strategy};
 use crate::value::Value;
 
@@ -33,36 +33,56 @@ impl Probe {
 
 impl<B: Backend> Router<B> {
     pub(crate) async fn get<M: Model>(&self, key: Value) -> Result<Option<M>> {
-        let key = RoutedKey::new(key);
-        let span = self.span("get", M::TABLE, Some(&key));
-        async {
-            match self.locate::<M>(&key).await? {
-                Some(found) => M::from_row(found.row).map(Some),
-                None => Ok(None),
-            }
-        }
-        .traced(span)
-        .await
+        self.get_row(M::SCHEMA, key)
+            .await?
+            .map(M::from_row)
+            .transpose()
     }
 
     pub(crate) async fn find_by<M: Model>(&self, lookup: usize, value: Value) -> Result<Option<M>> {
-        let lookup = lookup_of::<M>(lookup)?;
-        let span = self.span("find_by", M::TABLE, Some(&RoutedKey::new(value.clone())));
-        async {
-            match self.locate_alias::<M>(lookup, &value).await? {
-                Some(found) => M::from_row(found.row).map(Some),
-                None => Ok(None),
-            }
-        }
-        .traced(span)
-        .await
+        self.find_row(M::SCHEMA, lookup, value)
+            .await?
+            .map(M::from_row)
+            .transpose()
     }
 
-    pub(crate) async fn shard_of<M: Model>(&self, key: Value) -> Result<Option<&str>> {
+    /// [`Router::get`] without the model's type: the row's columns.
+    async fn get_row(&self, schema: &'static Schema, key: Value) -> Result<Option<Vec<Value>>> {
         let key = RoutedKey::new(key);
-        let span = self.span("shard_of", M::TABLE, Some(&key));
+        let span = self.span("get", schema.table, Some(&key));
+        let found = self.locate(schema, &key).traced(span).await?;
+        Ok(found.map(|found| found.row))
+    }
+
+    /// [`Router::find_by`] without the model's type: the row's columns.
+    async fn find_row(
+        &self,
+        schema: &'static Schema,
+        lookup: usize,
+        value: Value,
+    ) -> Result<Option<Vec<Value>>> {
+        let lookup = lookup_of(schema, lookup)?;
+        let span = self.span(
+            "find_by",
+            schema.table,
+            Some(&RoutedKey::new(value.clone())),
+        );
+        let found = self
+            .locate_alias(schema, lookup, &value)
+            .traced(span)
+            .await?;
+        Ok(found.map(|found| found.row))
+    }
+
+    pub(crate) async fn shard_of(
+        &self,
+        schema: &'static Schema,
+        key: Value,
+    ) -> Result<Option<&str>> {
+        let key = RoutedKey::new(key);
+        let span = self.span("shard_of", schema.table, Some(&key));
         Ok(self
-            .locate::<M>(&key)
+            .locate(schema, &key)
             .traced(span)
             .await?
             .map(|found| self.name(found.shard)))
@@ -70,20 +90,33 @@ impl<B: Backend> Router<B> {
 
     /// The row of primary key `key`, wherever it lives. A row found at its
     /// hash home comes without its incarnation: see [`Router::locate_life`].
-    pub(crate) async fn locate<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
-        self.locate_as::<M>(key, false).await
+    pub(crate) async fn locate(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+    ) -> Result<Option<Found>> {
+        self.locate_as(schema, key, false).await
     }
 
     /// [`Router::locate`], with the row's incarnation wherever it is found.
-    pub(crate) async fn locate_life<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
-        self.locate_as::<M>(key, true).await
+    pub(crate) async fn locate_life(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+    ) -> Result<Option<Found>> {
+        self.locate_as(schema, key, true).await
     }
 
-    async fn locate_as<M: Model>(&self, key: &RoutedKey, life: bool) -> Result<Option<Found>> {
+    async fn locate_as(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+        life: bool,
+    ) -> Result<Option<Found>> {
         let found = if self.hash_placed() {
-            self.locate_hashed::<M>(key, life).await?
+            self.locate_hashed(schema, key, life).await?
         } else {
-            self.locate_claimed::<M>(key).await?
+            self.locate_claimed(schema, key).await?
         };
         if let Some(found) = &found {
             self.record_shard(found.shard);
@@ -91,14 +124,19 @@ impl<B: Backend> Router<B> {
         Ok(found)
     }
 
-    async fn locate_hashed<M: Model>(&self, key: &RoutedKey, life: bool) -> Result<Option<Found>> {
+    async fn locate_hashed(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+        life: bool,
+    ) -> Result<Option<Found>> {
         let home = self.home(key);
         // A home copy is the live one: a read needs only the row there.
         let value = &key.value;
         let at_home = || async move {
             match life {
-                true => self.probe::<M>(home, value).await,
-                false => self.peek::<M>(home, value).await,
+                true => self.probe(schema, home, value).await,
+                false => self.peek(schema, home, value).await,
             }
         };
         let probe = at_home().await?;
@@ -107,13 +145,13 @@ impl<B: Backend> Router<B> {
         }
         if let Some(target) = &probe.redirect {
             let index = self.shard_index(target)?;
-            return Ok(self.probe::<M>(index, &key.value).await?.found(index));
+            return Ok(self.probe(schema, index, &key.value).await?.found(index));
         }
         if !probe.unsettled {
             return Ok(None);
         }
         for previous in self.previous_homes(key) {
-            let found = self.probe::<M>(previous, &key.value).await?;
+            let found = self.probe(schema, previous, &key.value).await?;
             if found.row.is_some() {
                 if found.moving {
                     // Frozen for a move: the home copy, once there, is the live one.
@@ -128,10 +166,14 @@ impl<B: Backend> Router<B> {
         Ok(at_home().await?.found(home))
     }
 
-    async fn locate_claimed<M: Model>(&self, key: &RoutedKey) -> Result<Option<Found>> {
+    async fn locate_claimed(
+        &self,
+        schema: &'static Schema,
+        key: &RoutedKey,
+    ) -> Result<Option<Found>> {
         let pk_key = self
             .directory
-            .key(M::TABLE, M::primary_key_column(), &key.value)?;
+            .key(schema.table, schema.primary_key_column(), &key.value)?;
         let mut tried = vec![false; self.shards.len()];
         let mut try_shard = |index: usize| {
             let first = !tried[index];
@@ -141,19 +183,19 @@ impl<B: Backend> Router<B> {
 
         if let Some(index) = self.cached_shard(&pk_key) {
             try_shard(index);
-            if let Some(found) = self.probe::<M>(index, &key.value).await?.found(index) {
+            if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
                 return Ok(Some(found));
             }
             self.directory.unlearn(&pk_key);
         }
         if let Some(index) = self.first_guess(key).filter(|&i| try_shard(i)) {
-            if let Some(found) = self.probe::<M>(index, &key.value).await?.found(index) {
+            if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
                 return Ok(Some(found));
             }
         }
         if let Some(record) = self.directory.resolve(&pk_key).await {
             if let Some(index) = self.known_shard(&record.shard).filter(|&i| try_shard(i)) {
-                if let Some(found) = self.probe::<M>(index, &key.value).await?.found(index) {
+                if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
                     self.directory.remember(&pk_key, &record.shard);
                     return Ok(Some(found));
                 }
@@ -168,7 +210,7 @@ impl<B: Backend> Router<B> {
         if let Some(holder) = holder {
             let index = self.claimed_shard(&holder.shard)?;
             if try_shard(index) {
-                if let Some(found) = self.probe::<M>(index, &key.value).await?.found(index) {
+                if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
                     self.directory.remember(&pk_key, &holder.shard);
                     return Ok(Some(found));
                 }
@@ -178,19 +220,20 @@ impl<B: Backend> Router<B> {
     }
 
     /// The row whose lookup column equals `value`.
-    pub(crate) async fn locate_alias<M: Model>(
+    pub(crate) async fn locate_alias(
         &self,
+        schema: &'static Schema,
         lookup: &'static Lookup,
         value: &Value,
     ) -> Result<Option<Found>> {
         self.directory
             .require_authority("lookup values are claimed at the coordinator")?;
-        let alias_key = self.directory.key(M::TABLE, lookup.column, value)?;
+        let alias_key = self.directory.key(schema.table, lookup.column, value)?;
         let mut tried = vec![false; self.shards.len()];
 
         if let Some(index) = self.cached_shard(&alias_key) {
             tried[index] = true;
-            if let Some(found) = self.alias_at::<M>(index, lookup, value).await? {
+            if let Some(found) = self.alias_at(schema, index, lookup, value).await? {
                 return Ok(Some(found));
             }
             self.directory.unlearn(&alias_key);
@@ -198,7 +241,7 @@ impl<B: Backend> Router<B> {
         if let Some(record) = self.directory.resolve(&alias_key).await {
             if let Some(index) = self.known_shard(&record.shard).filter(|&i| !tried[i]) {
                 tried[index] = true;
-                if let Some(found) = self.alias_at::<M>(index, lookup, value).await? {
+                if let Some(found) = self.alias_at(schema, index, lookup, value).await? {
                     self.directory.remember(&alias_key, &record.shard);
                     return Ok(Some(found));
                 }
@@ -216,7 +259,7 @@ impl<B: Backend> Router<B> {
         };
         let index = self.claimed_shard(&holder.shard)?;
         if !tried[index] {
-            if let Some(found) = self.alias_at::<M>(index, lookup, value).await? {
+            if let Some(found) = self.alias_at(schema, index, lookup, value).await? {
                 self.directory.remember(&alias_key, &holder.shard);
                 return Ok(Some(found));
             }
@@ -224,20 +267,21 @@ impl<B: Backend> Router<B> {
         // The owner's row moved since it took the claim: find it by its key.
         let owner = RoutedKey::new(owner_value(&holder.owner)?);
         Ok(self
-            .locate::<M>(&owner)
+            .locate(schema, &owner)
             .await?
             .filter(|found| found.row[lookup.index] == *value))
     }
 
     /// The row on shard `index` whose lookup equals `value`; a copy frozen
     /// for a move defers to the live copy found by primary key.
-    async fn alias_at<M: Model>(
+    async fn alias_at(
         &self,
+        schema: &'static Schema,
         index: usize,
         lookup: &Lookup,
         value: &Value,
     ) -> Result<Option<Found>> {
-        let probe = self.probe_lookup::<M>(index, lookup, value).await?;
+        let probe = self.probe_lookup(schema, index, lookup, value).await?;
         if !probe.moving {
             if probe.row.is_some() {
                 self.record_shard(index);
@@ -247,9 +291,9 @@ impl<B: Backend> Router<B> {
         let Some(row) = &probe.row else {
             return Ok(None);
         };
-        let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
+        let key = RoutedKey::new(row[schema.primary_key].clone());
         Ok(self
-            .locate::<M>(&key)
+            .locate(schema, &key)
             .await?
             .filter(|found| found.row[lookup.index] == *value))
     }
@@ -283,13 +327,13 @@ impl<B: Backend> Router<B> {
     }
 }
 
-/// `M::LOOKUPS[index]`, or a clear error for a hand-written call with a bad index.
-pub(crate) fn lookup_of<M: Model>(index: usize) -> Result<&'static Lookup> {
-    M::LOOKUPS.get(index).ok_or_else(|| {
+/// `schema.lookups[index]`, or a clear error for a hand-written call with a bad index.
+pub(crate) fn lookup_of(schema: &'static Schema, index: usize) -> Result<&'static Lookup> {
+    schema.lookups.get(index).ok_or_else(|| {
         Error::Config(format!(
             "`{}` has {} lookup column(s); there is no lookup #{index}",
-            M::TABLE,
-            M::LOOKUPS.len()
+            schema.table,
+            schema.lookups.len()
         ))
     })
 }

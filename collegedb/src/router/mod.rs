@@ -31,7 +31,7 @@ use crate::backend::{Backend, Fence, Outcome, ShardExecutor, ShardSpec, Statemen
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
-use crate::model::{Lookup, Model};
+use crate::model::{Lookup, Schema};
 use crate::strategy::{hash, Placement, Strategy};
 use crate::value::Value;
 
@@ -65,21 +65,21 @@ pub(crate) struct Probe {
 
 impl Probe {
     /// The probe in the first of `rows` (none: an empty probe).
-    pub(crate) fn first<M: Model>(rows: Vec<Vec<Value>>) -> Probe {
+    pub(crate) fn first(schema: &'static Schema, rows: Vec<Vec<Value>>) -> Probe {
         rows.into_iter()
             .next()
-            .map(Probe::parse::<M>)
+            .map(|values| Probe::parse(schema, values))
             .unwrap_or_default()
     }
 
     /// The probe that statement `index` of a batch returned.
-    pub(crate) fn in_batch<M: Model>(outcomes: Vec<Outcome>, index: usize) -> Probe {
+    pub(crate) fn in_batch(schema: &'static Schema, outcomes: Vec<Outcome>, index: usize) -> Probe {
         let rows = outcomes.into_iter().nth(index).map(|o| o.rows);
-        Probe::first::<M>(rows.unwrap_or_default())
+        Probe::first(schema, rows.unwrap_or_default())
     }
 
     /// Reads a probe row (`[unsettled, redirect, moving, incarnation, columns...]`).
-    fn parse<M: Model>(mut values: Vec<Value>) -> Probe {
+    fn parse(schema: &'static Schema, mut values: Vec<Value>) -> Probe {
         let flag = |v: Option<Value>| matches!(v, Some(Value::Integer(n)) if n != 0);
         let text = |v: Option<Value>| match v {
             Some(Value::Text(t)) => Some(t),
@@ -95,7 +95,7 @@ impl Probe {
         );
         drop(flags);
         let present = values
-            .get(M::PRIMARY_KEY)
+            .get(schema.primary_key)
             .is_some_and(|v| *v != Value::Null);
         Probe {
             unsettled,
@@ -238,32 +238,46 @@ impl<B: Backend> Router<B> {
     }
 
     /// What shard `index` knows about `key`.
-    pub(crate) async fn probe<M: Model>(&self, index: usize, key: &Value) -> Result<Probe> {
+    pub(crate) async fn probe(
+        &self,
+        schema: &'static Schema,
+        index: usize,
+        key: &Value,
+    ) -> Result<Probe> {
         let rows = self
-            .query(index, &sql::probe_key::<M>(key, self.epoch()))
+            .query(index, &sql::probe_key(schema, key, self.epoch()))
             .await?;
-        Ok(Probe::first::<M>(rows))
+        Ok(Probe::first(schema, rows))
     }
 
     /// [`Router::probe`] for a read at the key's home: no `moving`, no incarnation.
-    pub(crate) async fn peek<M: Model>(&self, index: usize, key: &Value) -> Result<Probe> {
+    pub(crate) async fn peek(
+        &self,
+        schema: &'static Schema,
+        index: usize,
+        key: &Value,
+    ) -> Result<Probe> {
         let rows = self
-            .query(index, &sql::peek_key::<M>(key, self.epoch()))
+            .query(index, &sql::peek_key(schema, key, self.epoch()))
             .await?;
-        Ok(Probe::first::<M>(rows))
+        Ok(Probe::first(schema, rows))
     }
 
-    /// The row of `M` on shard `index` whose `lookup` column is `value`.
-    pub(crate) async fn probe_lookup<M: Model>(
+    /// The row on shard `index` whose `lookup` column is `value`.
+    pub(crate) async fn probe_lookup(
         &self,
+        schema: &'static Schema,
         index: usize,
         lookup: &Lookup,
         value: &Value,
     ) -> Result<Probe> {
         let rows = self
-            .query(index, &sql::probe_lookup::<M>(lookup, value, self.epoch()))
+            .query(
+                index,
+                &sql::probe_lookup(schema, lookup, value, self.epoch()),
+            )
             .await?;
-        Ok(Probe::first::<M>(rows))
+        Ok(Probe::first(schema, rows))
     }
 }
 
@@ -278,13 +292,13 @@ pub(crate) fn fenced(err: &Error) -> Option<Fence> {
     }
 }
 
-/// The columns of `M` a unique violation names, if it is one on `M`'s table.
-pub(crate) fn unique_columns<M: Model>(err: &Error) -> Option<&[String]> {
+/// The columns a unique violation names, if it is one on the schema's table.
+pub(crate) fn unique_columns<'e>(schema: &Schema, err: &'e Error) -> Option<&'e [String]> {
     match err {
         Error::Constraint {
             violation: Violation::Unique { table, columns },
             ..
-        } if table == M::TABLE => Some(columns),
+        } if table == schema.table => Some(columns),
         _ => None,
     }
 }

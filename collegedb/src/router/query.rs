@@ -11,8 +11,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 
-use futures::future::LocalBoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 
 use super::locate::lookup_of;
 use super::{select, Router};
@@ -20,7 +19,7 @@ use crate::backend::calls::Trace;
 use crate::backend::{Backend, ShardExecutor, Statement};
 use crate::error::{Error, Result, ShardFailure};
 use crate::key::RoutedKey;
-use crate::model::Model;
+use crate::model::{Model, Schema};
 use crate::query::{
     compare, compare_rows, count, Aggregate, Cursor, Expr, Filter, FromRow, Grouped, Having,
     Merged, Order, Page, Query, ShardPlan,
@@ -37,21 +36,15 @@ struct Targets {
     routed: bool,
 }
 
-/// What the query engine needs of a model, without its type: the engine
-/// (statements, merging, aggregating) is compiled once for every model, and
-/// only this description and the decoding of rows are built per model.
-pub(super) struct Table<'a> {
-    pub(super) name: &'static str,
-    /// The model's columns.
-    pub(super) columns: &'static [&'static str],
-    /// The position of the primary key in `columns`.
-    pub(super) primary_key: usize,
+/// A query's table, without the model's type: the engine (statements,
+/// merging, aggregating) is compiled once for every model, and only the
+/// decoding of rows is built per model.
+pub(super) struct Table<'q> {
+    pub(super) schema: &'static Schema,
     /// [`select::moving`] of the table.
     pub(super) moving: String,
-    /// The shards that can hold rows passing the query's filter.
-    targets: Box<dyn Fn() -> LocalBoxFuture<'a, Result<Targets>> + 'a>,
-    /// Whether the frozen copy of a key on a shard is shadowed by its live copy at home.
-    shadowed: Box<dyn Fn(usize, Value) -> LocalBoxFuture<'a, Result<bool>> + 'a>,
+    /// The query's filter, which may pin the shards to read.
+    filter: &'q Expr,
 }
 
 /// A typed query without its types: see [`Table`].
@@ -140,31 +133,30 @@ impl<B: Backend> Router<B> {
         (values, failures)
     }
 
-    /// `M` as the engine sees it, for a query whose filter is `filter`.
-    fn table<'a, M: Model>(&'a self, filter: &'a Expr) -> Table<'a> {
+    /// The table of `schema`, for a query whose filter is `filter`.
+    fn table<'q>(&self, schema: &'static Schema, filter: &'q Expr) -> Table<'q> {
         Table {
-            name: M::TABLE,
-            columns: M::COLUMNS,
-            primary_key: M::PRIMARY_KEY,
-            moving: select::moving::<M>(),
-            targets: Box::new(move || self.targets::<M>(filter).boxed_local()),
-            shadowed: Box::new(move |shard, key| {
-                async move { self.shadowed::<M>(shard, &key).await }.boxed_local()
-            }),
+            schema,
+            moving: select::moving(schema),
+            filter,
         }
     }
 
     /// The shards that can hold rows passing `filter`: the shard of the row
     /// whose primary key or lookup value the filter pins, else every shard.
-    async fn targets<M: Model>(&self, filter: &Expr) -> Result<Targets> {
-        let located = if let Some(key) = filter.pinned(M::PRIMARY_KEY) {
-            Some(self.locate::<M>(&RoutedKey::new(key.clone())).await?)
-        } else if let Some((i, value)) = M::LOOKUPS
+    async fn targets(&self, schema: &'static Schema, filter: &Expr) -> Result<Targets> {
+        let located = if let Some(key) = filter.pinned(schema.primary_key) {
+            Some(self.locate(schema, &RoutedKey::new(key.clone())).await?)
+        } else if let Some((i, value)) = schema
+            .lookups
             .iter()
             .enumerate()
             .find_map(|(i, l)| filter.pinned(l.index).map(|v| (i, v)))
         {
-            Some(self.locate_alias::<M>(lookup_of::<M>(i)?, value).await?)
+            Some(
+                self.locate_alias(schema, lookup_of(schema, i)?, value)
+                    .await?,
+            )
         } else {
             None
         };
@@ -188,9 +180,9 @@ impl<B: Backend> Router<B> {
 
     /// Whether the frozen copy of `key` on `shard` is shadowed by its live
     /// copy at the key's home.
-    async fn shadowed<M: Model>(&self, shard: usize, key: &Value) -> Result<bool> {
+    async fn shadowed(&self, schema: &'static Schema, shard: usize, key: &Value) -> Result<bool> {
         let home = self.home(&RoutedKey::new(key.clone()));
-        Ok(home != shard && self.probe::<M>(home, key).await?.row.is_some())
+        Ok(home != shard && self.probe(schema, home, key).await?.row.is_some())
     }
 
     /// One page of `query`: at most its limit of rows after its offset or
@@ -199,13 +191,13 @@ impl<B: Backend> Router<B> {
         if let Some(err) = query.invalid() {
             return Err(err);
         }
-        let table = self.table::<M>(&query.filter.expr);
+        let table = self.table(M::SCHEMA, &query.filter.expr);
         decoded(self.page_of(&table, &Plan::of(query)).await?)
     }
 
     /// [`Router::page`], rows undecoded.
     async fn page_of(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Page<Vec<Value>>> {
-        let span = self.span("query", table.name, None);
+        let span = self.span("query", table.schema.table, None);
         async {
             // The rows, then the total: one after the other, so that no
             // more than the fan-out limit of shards are asked at once.
@@ -254,7 +246,7 @@ impl<B: Backend> Router<B> {
         // asks the home first, and locates the row only if that finds nothing.
         if let Some(key) = plan
             .filter
-            .pinned(table.primary_key)
+            .pinned(table.schema.primary_key)
             .filter(|_| self.hash_placed())
         {
             let home = Targets {
@@ -266,7 +258,7 @@ impl<B: Backend> Router<B> {
                 return Ok(page);
             }
         }
-        let targets = (table.targets)().await?;
+        let targets = self.targets(table.schema, table.filter).await?;
         self.merge_on(table, plan, targets).await
     }
 
@@ -362,7 +354,7 @@ impl<B: Backend> Router<B> {
                 // The primary key ends the ordering's values.
                 let key = &row[width];
                 if matches!(row[0], Value::Integer(2))
-                    && (table.shadowed)(shard, key.clone()).await?
+                    && self.shadowed(table.schema, shard, key).await?
                 {
                     continue;
                 }
@@ -381,7 +373,7 @@ impl<B: Backend> Router<B> {
         }
         let more = streams.iter().any(|s| !s.rows.is_empty() || s.more);
         let next = match (plan.limit, last) {
-            (Some(_), Some(last)) if more => Some(Cursor::new(table.name, terms, last)),
+            (Some(_), Some(last)) if more => Some(Cursor::new(table.schema.table, terms, last)),
             _ => None,
         };
         Ok(Page {
@@ -397,7 +389,7 @@ impl<B: Backend> Router<B> {
         if let Some(err) = filter.invalid() {
             return Err(err.clone());
         }
-        let table = self.table::<M>(&filter.expr);
+        let table = self.table(M::SCHEMA, &filter.expr);
         Ok(self.counted(&table, &filter.expr, false).await?.0)
     }
 
@@ -434,7 +426,7 @@ impl<B: Backend> Router<B> {
         {
             return Err(err);
         }
-        let table = self.table::<M>(&grouped.filter.expr);
+        let table = self.table(M::SCHEMA, &grouped.filter.expr);
         let aggregates: Vec<Aggregate<()>> = aggregates.iter().map(|a| a.erase()).collect();
         let having = grouped.having.as_ref().map(Having::erase);
         let (rows, _) = self
@@ -461,7 +453,7 @@ impl<B: Backend> Router<B> {
         having: Option<&Having<()>>,
         partial: bool,
     ) -> Result<(Vec<Vec<Value>>, Vec<ShardFailure>)> {
-        let span = self.span("aggregate", table.name, None);
+        let span = self.span("aggregate", table.schema.table, None);
         async {
             // The requested aggregates, then those only the group filter reads.
             let mut all: Vec<Aggregate<()>> = aggregates.to_vec();
@@ -479,7 +471,7 @@ impl<B: Backend> Router<B> {
                 &all,
                 self.epoch(),
             ))?;
-            let targets = (table.targets)().await?;
+            let targets = self.targets(table.schema, table.filter).await?;
             let answers = self
                 .each_shard(&targets.shards, |shard| {
                     let statement = &statement;
@@ -501,7 +493,10 @@ impl<B: Backend> Router<B> {
                         return Err(self.malformed(shard, &row));
                     }
                     let frozen = matches!(row[0], Value::Integer(1));
-                    if frozen && !targets.routed && (table.shadowed)(shard, row[1].clone()).await? {
+                    if frozen
+                        && !targets.routed
+                        && self.shadowed(table.schema, shard, &row[1]).await?
+                    {
                         continue;
                     }
                     let partials = row.split_off(2 + width);
@@ -525,7 +520,7 @@ impl<B: Backend> Router<B> {
                 let finished: Vec<Value> = all
                     .iter()
                     .zip(&merged)
-                    .map(|(a, m)| m.finish(table.name, a))
+                    .map(|(a, m)| m.finish(table.schema.table, a))
                     .collect::<Result<_>>()?;
                 if let Some(having) = having {
                     let lookup = |id| {
@@ -551,7 +546,7 @@ impl<B: Backend> Router<B> {
         if let Some(err) = query.invalid() {
             return Err(err);
         }
-        let table = self.table::<M>(&query.filter.expr);
+        let table = self.table(M::SCHEMA, &query.filter.expr);
         self.explain_of(&table, &Plan::of(query)).await
     }
 
@@ -569,9 +564,9 @@ impl<B: Backend> Router<B> {
             limit,
             self.epoch(),
         )))?;
-        let span = self.span("explain", table.name, None);
+        let span = self.span("explain", table.schema.table, None);
         let (targets, answers) = async {
-            let targets = (table.targets)().await?;
+            let targets = self.targets(table.schema, table.filter).await?;
             let answers = self
                 .each_shard(&targets.shards, |shard| {
                     let statement = &statement;

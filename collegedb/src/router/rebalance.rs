@@ -17,7 +17,7 @@ use crate::backend::{Backend, Statement};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
 use crate::key::RoutedKey;
-use crate::model::Model;
+use crate::model::Schema;
 use crate::platform::now_ms;
 use crate::strategy::Strategy;
 use crate::value::Value;
@@ -34,19 +34,19 @@ pub struct Rebalanced {
 }
 
 impl<B: Backend> Router<B> {
-    pub(crate) async fn rebalance<M: Model>(&self) -> Result<Rebalanced> {
+    pub(crate) async fn rebalance(&self, schema: &'static Schema) -> Result<Rebalanced> {
         if self.placement.write != Strategy::Hash {
             return Err(Error::Config(
                 "rebalance moves hash-placed rows; other strategies keep a claim for every key"
                     .into(),
             ));
         }
-        let span = self.span("rebalance", M::TABLE, None);
+        let span = self.span("rebalance", schema.table, None);
         async {
             // Fence older handles out everywhere before anything moves.
             let stamp = [sql::fence(
                 self.epoch(),
-                M::TABLE,
+                schema.table,
                 &Value::Null,
                 sql::Guards::NONE,
                 "",
@@ -60,16 +60,20 @@ impl<B: Backend> Router<B> {
             for source in 0..self.shards.len() {
                 let mut at_home = 0u64;
                 // One shard's keys at a time; rows are read one by one as they move.
-                for key in self.query(source, &sql::keys::<M>()).await? {
+                for key in self.query(source, &sql::keys(schema)).await? {
                     let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
                     let home = self.home(&key);
                     if home == source {
                         at_home += 1;
-                    } else if self.probe::<M>(home, &key.value).await?.redirect.as_deref()
+                    } else if self
+                        .probe(schema, home, &key.value)
+                        .await?
+                        .redirect
+                        .as_deref()
                         == Some(self.name(source))
                     {
                         report.mapped += 1;
-                    } else if self.move_row::<M>(source, home, &key).await? {
+                    } else if self.move_row(schema, source, home, &key).await? {
                         report.moved += 1;
                         moved_into[home] += 1;
                     }
@@ -77,7 +81,7 @@ impl<B: Backend> Router<B> {
                 report.at_home += at_home.saturating_sub(moved_into[source]);
             }
             // Rows a previous, interrupted run copied home were counted there.
-            let settle: Vec<Statement> = sql::settle(M::TABLE, self.epoch()).into();
+            let settle: Vec<Statement> = sql::settle(schema.table, self.epoch()).into();
             try_join_all((0..self.shards.len()).map(|i| self.batch(i, &settle))).await?;
             Ok(report)
         }
@@ -86,47 +90,56 @@ impl<B: Backend> Router<B> {
     }
 
     /// Moves one row from `source` to `home`; `false` if it was gone already.
-    async fn move_row<M: Model>(
+    async fn move_row(
         &self,
+        schema: &'static Schema,
         source: usize,
         home: usize,
         key: &RoutedKey,
     ) -> Result<bool> {
-        let fence = || sql::fence(self.epoch(), M::TABLE, &key.value, sql::Guards::NONE, "");
+        let fence = || {
+            sql::fence(
+                self.epoch(),
+                schema.table,
+                &key.value,
+                sql::Guards::NONE,
+                "",
+            )
+        };
         // 1. Freeze the source copy and read it, in one transaction.
         let freeze = [
             fence(),
-            sql::add_mark(M::TABLE, &key.value, "moving", "", now_ms()),
-            sql::probe_key::<M>(&key.value, self.epoch()),
+            sql::add_mark(schema.table, &key.value, "moving", "", now_ms()),
+            sql::probe_key(schema, &key.value, self.epoch()),
         ];
         let frozen = self.batch(source, &freeze).await?;
-        let probe = Probe::in_batch::<M>(frozen, 2);
+        let probe = Probe::in_batch(schema, frozen, 2);
         let Some(row) = probe.row else {
-            let thaw = [sql::clear_mark(M::TABLE, &key.value, "moving")];
+            let thaw = [sql::clear_mark(schema.table, &key.value, "moving")];
             self.batch(source, &thaw).await?;
             return Ok(false);
         };
         // 2. Copy it home, with its incarnation, unless a row or a tombstone is there.
-        let mut copy = vec![fence(), sql::insert_copy::<M>(&row)];
+        let mut copy = vec![fence(), sql::insert_copy(schema, &row)];
         if let Some(incarnation) = &probe.incarnation {
-            copy.push(copy_incarnation::<M>(&key.value, incarnation));
+            copy.push(copy_incarnation(schema, &key.value, incarnation));
         }
         self.batch(home, &copy).await?;
         // 3. Remove the source copy.
         let remove = [
             fence(),
-            Statement::new(M::SQL.delete_by_key, vec![key.value.clone()]),
-            sql::clear_mark(M::TABLE, &key.value, "moving"),
-            sql::clear_mark(M::TABLE, &key.value, "inc"),
+            Statement::new(schema.sql.delete_by_key, vec![key.value.clone()]),
+            sql::clear_mark(schema.table, &key.value, "moving"),
+            sql::clear_mark(schema.table, &key.value, "inc"),
         ];
         self.batch(source, &remove).await?;
         // 4. Point the read path's alias records home.
         let record = MappingRecord::new(self.name(home), Some(&key.value), now_ms());
         let mut records = Vec::new();
-        for lookup in M::LOOKUPS {
+        for lookup in schema.lookups {
             let alias = self
                 .directory
-                .key(M::TABLE, lookup.column, &row[lookup.index])?;
+                .key(schema.table, lookup.column, &row[lookup.index])?;
             records.push((alias, record.clone()));
         }
         self.directory.publish(&records).await;
@@ -135,9 +148,9 @@ impl<B: Backend> Router<B> {
 }
 
 /// The incarnation mark of a copied row, if the copy is there and has none.
-fn copy_incarnation<M: Model>(key: &Value, incarnation: &str) -> Statement {
-    let table = format!("\"{}\"", M::TABLE);
-    let pk = format!("\"{}\"", M::primary_key_column());
+fn copy_incarnation(schema: &'static Schema, key: &Value, incarnation: &str) -> Statement {
+    let table = format!("\"{}\"", schema.table);
+    let pk = format!("\"{}\"", schema.primary_key_column());
     Statement::new(
         format!(
             "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
@@ -145,7 +158,7 @@ fn copy_incarnation<M: Model>(key: &Value, incarnation: &str) -> Statement {
              AND NOT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind = 'inc')"
         ),
         vec![
-            Value::Text(M::TABLE.to_owned()),
+            Value::Text(schema.table.to_owned()),
             key.clone(),
             Value::Text(incarnation.to_owned()),
             Value::Integer(now_ms() as i64),

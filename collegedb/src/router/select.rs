@@ -6,7 +6,7 @@
 use super::query::Table;
 use super::sql::{mark, quoted, unsettled_at};
 use crate::backend::Statement;
-use crate::model::Model;
+use crate::model::Schema;
 use crate::query::{Aggregate, Binder, Expr, Order};
 use crate::value::Value;
 
@@ -24,12 +24,12 @@ fn binder(epoch: usize) -> Binder {
 /// Where `_row` stands in a rebalance: 0 while the table is settled for
 /// this reader, 1 while unsettled (rows may be moving), 2 for a frozen copy.
 /// `?1` is the reader's epoch. The one part of the statements built per model.
-pub(crate) fn moving<M: Model>() -> String {
-    let pk = format!("{ROW}.{}", quoted(M::primary_key_column()));
+pub(crate) fn moving(schema: &'static Schema) -> String {
+    let pk = format!("{ROW}.{}", quoted(schema.primary_key_column()));
     format!(
         "CASE WHEN {} THEN 1 + EXISTS {} ELSE 0 END",
-        unsettled_at::<M>(1),
-        mark::<M>("1", "moving", &pk)
+        unsettled_at(schema, 1),
+        mark(schema, "1", "moving", &pk)
     )
 }
 
@@ -55,7 +55,10 @@ pub(crate) fn rows(
         condition = format!("({condition}) AND ({})", b.after(ROW, terms, after));
     }
     let keys: Vec<String> = terms.iter().map(|t| column(t.column)).collect();
-    let values: Vec<String> = columns.iter().map(|&i| column(table.columns[i])).collect();
+    let values: Vec<String> = columns
+        .iter()
+        .map(|&i| column(table.schema.columns[i]))
+        .collect();
     let order: Vec<String> = terms
         .iter()
         .map(|t| {
@@ -73,7 +76,7 @@ pub(crate) fn rows(
         keys.join(", "),
         if values.is_empty() { "" } else { ", " },
         values.join(", "),
-        quoted(table.name),
+        quoted(table.schema.table),
         order.join(", "),
     );
     Statement::new(sql, b.values)
@@ -108,10 +111,10 @@ pub(crate) fn aggregates(
          SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving < 2{group_by} \
          UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving = 2",
         table.moving,
-        quoted(table.name),
+        quoted(table.schema.table),
         lead(&groups),
         lead(&partials),
-        column(table.columns[table.primary_key]),
+        column(table.schema.primary_key_column()),
         lead(&groups),
         lead(&singles),
     );

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use crate::backend::Statement;
-use crate::model::{Lookup, Model};
+use crate::model::{Lookup, Schema};
 use crate::value::Value;
 
 /// The statements whose text is built once per model.
@@ -70,9 +70,9 @@ fn memo(owner: TypeId, shape: Shape, build: impl FnOnce() -> String) -> &'static
         .or_insert_with(|| Box::leak(build().into_boxed_str()))
 }
 
-/// [`memo`] for a statement over `M`'s table.
-fn memo_for<M: Model>(shape: Shape, build: impl FnOnce() -> String) -> &'static str {
-    memo(TypeId::of::<M>(), shape, build)
+/// [`memo`] for a statement over the schema's table.
+fn memo_for(schema: &'static Schema, shape: Shape, build: impl FnOnce() -> String) -> &'static str {
+    memo(schema.model(), shape, build)
 }
 
 /// A SQL string literal (table names go into memoised text this way, not as
@@ -81,22 +81,22 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// `COALESCE(settled epoch of M's table, 0) < ?{epoch}`: whether rows may be
+/// `COALESCE(settled epoch of the table, 0) < ?{epoch}`: whether rows may be
 /// off their homes for a reader at that epoch. Rows move only onto shards a
 /// reader that sees the table settled does not know, so such a reader never
 /// needs the `moving` marks.
-pub(crate) fn unsettled_at<M: Model>(epoch: usize) -> String {
+pub(crate) fn unsettled_at(schema: &'static Schema, epoch: usize) -> String {
     format!(
         "COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = {}), 0) < ?{epoch}",
-        literal(M::TABLE)
+        literal(schema.table)
     )
 }
 
 /// A mark of the row whose key is `key_sql` (an expression).
-pub(crate) fn mark<M: Model>(select: &str, kind: &str, key_sql: &str) -> String {
+pub(crate) fn mark(schema: &'static Schema, select: &str, kind: &str, key_sql: &str) -> String {
     format!(
         "(SELECT {select} FROM _collegedb_marks WHERE tbl = {} AND kind = '{kind}' AND pk = {key_sql})",
-        literal(M::TABLE)
+        literal(schema.table)
     )
 }
 
@@ -221,8 +221,9 @@ pub(crate) fn quoted(name: &str) -> String {
 }
 
 /// The model's columns, qualified by the `_row` alias.
-fn row_columns<M: Model>() -> String {
-    M::COLUMNS
+fn row_columns(schema: &'static Schema) -> String {
+    schema
+        .columns
         .iter()
         .map(|c| format!("_row.{}", quoted(c)))
         .collect::<Vec<_>>()
@@ -241,35 +242,35 @@ pub(crate) const PROBE_FLAGS: usize = 4;
 /// `redirect`, and the columns NULL. `LIMIT 1` ends the compound at the
 /// first part that answers, so a hit costs one index lookup and the marks
 /// it needs, nothing else. Parameters: `?1` key, `?2` epoch.
-pub(crate) fn probe_key<M: Model>(key: &Value, epoch: usize) -> Statement {
-    key_statement::<M>(Shape::Probe, key, epoch)
+pub(crate) fn probe_key(schema: &'static Schema, key: &Value, epoch: usize) -> Statement {
+    key_statement(schema, Shape::Probe, key, epoch)
 }
 
 /// [`probe_key`] without `moving` and the incarnation, for a read at the
 /// key's home: a home copy is the live one, and a read needs no incarnation.
-pub(crate) fn peek_key<M: Model>(key: &Value, epoch: usize) -> Statement {
-    key_statement::<M>(Shape::Peek, key, epoch)
+pub(crate) fn peek_key(schema: &'static Schema, key: &Value, epoch: usize) -> Statement {
+    key_statement(schema, Shape::Peek, key, epoch)
 }
 
-fn key_statement<M: Model>(shape: Shape, key: &Value, epoch: usize) -> Statement {
-    let sql = memo_for::<M>(shape, || {
+fn key_statement(schema: &'static Schema, shape: Shape, key: &Value, epoch: usize) -> Statement {
+    let sql = memo_for(schema, shape, || {
         let (moving, life) = match shape {
             Shape::Peek => ("0".to_owned(), "NULL".to_owned()),
             _ => (
-                format!("EXISTS {}", mark::<M>("1", "moving", "?1")),
-                mark::<M>("extra", "inc", "?1"),
+                format!("EXISTS {}", mark(schema, "1", "moving", "?1")),
+                mark(schema, "extra", "inc", "?1"),
             ),
         };
-        let absent = vec!["NULL"; M::COLUMNS.len()].join(", ");
+        let absent = vec!["NULL"; schema.columns.len()].join(", ");
         format!(
             "SELECT NULL AS _collegedb_unsettled, NULL AS _collegedb_redirect, {moving} AS _collegedb_moving, {life} AS _collegedb_life, \
              {} FROM {} AS _row WHERE _row.{} = ?1 \
              UNION ALL SELECT {}, {}, 0, NULL, {absent} LIMIT 1",
-            row_columns::<M>(),
-            quoted(M::TABLE),
-            quoted(M::primary_key_column()),
-            unsettled_at::<M>(2),
-            mark::<M>("extra", "redirect", "?1"),
+            row_columns(schema),
+            quoted(schema.table),
+            quoted(schema.primary_key_column()),
+            unsettled_at(schema, 2),
+            mark(schema, "extra", "redirect", "?1"),
         )
     });
     Statement::new(sql, vec![key.clone(), Value::Integer(epoch as i64)])
@@ -278,17 +279,22 @@ fn key_statement<M: Model>(shape: Shape, key: &Value, epoch: usize) -> Statement
 /// The row whose lookup column equals `?1`, as `[0, NULL, moving, NULL,
 /// columns...]` (the probe's shape, without an incarnation: only reads use
 /// it); no row if there is none. `?2` is the reader's epoch.
-pub(crate) fn probe_lookup<M: Model>(lookup: &Lookup, value: &Value, epoch: usize) -> Statement {
-    let sql = memo_for::<M>(Shape::ProbeLookup(lookup.column), || {
-        let pk = format!("_row.{}", quoted(M::primary_key_column()));
+pub(crate) fn probe_lookup(
+    schema: &'static Schema,
+    lookup: &Lookup,
+    value: &Value,
+    epoch: usize,
+) -> Statement {
+    let sql = memo_for(schema, Shape::ProbeLookup(lookup.column), || {
+        let pk = format!("_row.{}", quoted(schema.primary_key_column()));
         format!(
             "SELECT 0 AS _collegedb_unsettled, NULL AS _collegedb_redirect, \
              CASE WHEN {} THEN EXISTS {} ELSE 0 END AS _collegedb_moving, NULL AS _collegedb_life, \
              {} FROM {} AS _row WHERE _row.{} = ?1",
-            unsettled_at::<M>(2),
-            mark::<M>("1", "moving", &pk),
-            row_columns::<M>(),
-            quoted(M::TABLE),
+            unsettled_at(schema, 2),
+            mark(schema, "1", "moving", &pk),
+            row_columns(schema),
+            quoted(schema.table),
             quoted(lookup.column)
         )
     });
@@ -296,44 +302,44 @@ pub(crate) fn probe_lookup<M: Model>(lookup: &Lookup, value: &Value, epoch: usiz
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
-pub(crate) fn count<M: Model>() -> Statement {
-    let sql = memo_for::<M>(Shape::Count, || {
-        let table = quoted(M::TABLE);
+pub(crate) fn count(schema: &'static Schema) -> Statement {
+    let sql = memo_for(schema, Shape::Count, || {
+        let table = quoted(schema.table);
         format!(
             "SELECT (SELECT COUNT(*) FROM {table}), \
              (SELECT COUNT(*) FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {table}))",
-            literal(M::TABLE),
-            quoted(M::primary_key_column()),
+            literal(schema.table),
+            quoted(schema.primary_key_column()),
         )
     });
     Statement::new(sql, Vec::new())
 }
 
 /// The primary keys of a shard's frozen rows.
-pub(crate) fn frozen_keys<M: Model>() -> Statement {
-    let sql = memo_for::<M>(Shape::FrozenKeys, || {
+pub(crate) fn frozen_keys(schema: &'static Schema) -> Statement {
+    let sql = memo_for(schema, Shape::FrozenKeys, || {
         format!(
             "SELECT pk FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {})",
-            literal(M::TABLE),
-            quoted(M::primary_key_column()),
-            quoted(M::TABLE),
+            literal(schema.table),
+            quoted(schema.primary_key_column()),
+            quoted(schema.table),
         )
     });
     Statement::new(sql, Vec::new())
 }
 
 /// Every primary key of a shard.
-pub(crate) fn keys<M: Model>() -> Statement {
-    let sql = memo_for::<M>(Shape::Keys, || {
-        let pk = quoted(M::primary_key_column());
-        format!("SELECT {pk} FROM {} ORDER BY {pk}", quoted(M::TABLE))
+pub(crate) fn keys(schema: &'static Schema) -> Statement {
+    let sql = memo_for(schema, Shape::Keys, || {
+        let pk = quoted(schema.primary_key_column());
+        format!("SELECT {pk} FROM {} ORDER BY {pk}", quoted(schema.table))
     });
     Statement::new(sql, Vec::new())
 }
 
 /// The row's insert, as the derive wrote it.
-pub(crate) fn insert<M: Model>(row: &[Value]) -> Statement {
-    Statement::new(M::SQL.insert, row.to_vec())
+pub(crate) fn insert(schema: &'static Schema, row: &[Value]) -> Statement {
+    Statement::new(schema.sql.insert, row.to_vec())
 }
 
 /// A new row's incarnation mark. A row with claims always gets one (its
@@ -341,19 +347,20 @@ pub(crate) fn insert<M: Model>(row: &[Value]) -> Statement {
 /// for the writer — the only time copies of two lives of a key can meet, and
 /// a delete must remove only its own life's. Parameters: `?1` key, `?2`
 /// incarnation, `?3` time, `?4` always, `?5` epoch.
-pub(crate) fn incarnation<M: Model>(
+pub(crate) fn incarnation(
+    schema: &'static Schema,
     key: &Value,
     incarnation: &str,
     always: bool,
     epoch: usize,
     now: u64,
 ) -> Statement {
-    let sql = memo_for::<M>(Shape::Incarnation, || {
+    let sql = memo_for(schema, Shape::Incarnation, || {
         format!(
             "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
              SELECT {}, ?1, 'inc', ?2, ?3 WHERE ?4 OR {}",
-            literal(M::TABLE),
-            unsettled_at::<M>(5)
+            literal(schema.table),
+            unsettled_at(schema, 5)
         )
     });
     Statement::new(
@@ -370,46 +377,48 @@ pub(crate) fn incarnation<M: Model>(
 
 /// A copy's insert: only if no row and no tombstone is there.
 /// Parameters: the row.
-pub(crate) fn insert_copy<M: Model>(row: &[Value]) -> Statement {
-    let sql = memo_for::<M>(Shape::InsertCopy, || {
-        let names = M::COLUMNS
+pub(crate) fn insert_copy(schema: &'static Schema, row: &[Value]) -> Statement {
+    let sql = memo_for(schema, Shape::InsertCopy, || {
+        let names = schema
+            .columns
             .iter()
             .map(|c| quoted(c))
             .collect::<Vec<_>>()
             .join(", ");
-        let params = (1..=M::COLUMNS.len())
+        let params = (1..=schema.columns.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
         format!(
             "INSERT INTO {} ({names}) SELECT {params} WHERE NOT EXISTS {} ON CONFLICT DO NOTHING",
-            quoted(M::TABLE),
-            mark::<M>("1", "gone", &format!("?{}", M::PRIMARY_KEY + 1)),
+            quoted(schema.table),
+            mark(schema, "1", "gone", &format!("?{}", schema.primary_key + 1)),
         )
     });
     Statement::new(sql, row.to_vec())
 }
 
 /// The update, applied only if each lookup column still holds `expected`
-/// (in `M::LOOKUPS` order), so a concurrent alias change is never overwritten.
-pub(crate) fn update_if<M: Model>(row: &[Value], expected: &[Value]) -> Statement {
-    let sql = memo_for::<M>(Shape::UpdateIf, || {
-        let mut sql = M::SQL.update.to_owned();
-        for (i, lookup) in M::LOOKUPS.iter().enumerate() {
-            let param = M::COLUMNS.len() + i + 1;
+/// (in `schema.lookups` order), so a concurrent alias change is never overwritten.
+pub(crate) fn update_if(schema: &'static Schema, row: &[Value], expected: &[Value]) -> Statement {
+    let sql = memo_for(schema, Shape::UpdateIf, || {
+        let mut sql = schema.sql.update.to_owned();
+        for (i, lookup) in schema.lookups.iter().enumerate() {
+            let param = schema.columns.len() + i + 1;
             sql.push_str(&format!(" AND {} IS ?{param}", quoted(lookup.column)));
         }
         sql
     });
     let mut params = row.to_vec();
-    params.extend(expected.iter().take(M::LOOKUPS.len()).cloned());
+    params.extend(expected.iter().take(schema.lookups.len()).cloned());
     Statement::new(sql, params)
 }
 
 /// Deletes the row (if its lookup `only_if` still holds the value, and, with
 /// `life`, if it is that incarnation — `""` for a row without one),
 /// returning its lookup values.
-pub(crate) fn delete<M: Model>(
+pub(crate) fn delete(
+    schema: &'static Schema,
     key: &Value,
     only_if: Option<(&'static str, &Value)>,
     life: Option<&str>,
@@ -418,10 +427,10 @@ pub(crate) fn delete<M: Model>(
         only_if: only_if.map(|(column, _)| column),
         life: life.is_some(),
     };
-    let sql = memo_for::<M>(shape, || {
-        let pk = quoted(M::primary_key_column());
+    let sql = memo_for(schema, shape, || {
+        let pk = quoted(schema.primary_key_column());
         let returning = std::iter::once(pk.clone())
-            .chain(M::LOOKUPS.iter().map(|l| quoted(l.column)))
+            .chain(schema.lookups.iter().map(|l| quoted(l.column)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut condition = String::new();
@@ -433,12 +442,12 @@ pub(crate) fn delete<M: Model>(
         if life.is_some() {
             condition.push_str(&format!(
                 " AND COALESCE({}, '') = ?{next}",
-                mark::<M>("extra", "inc", "?1")
+                mark(schema, "extra", "inc", "?1")
             ));
         }
         format!(
             "DELETE FROM {} WHERE {pk} = ?1{condition} RETURNING {returning}",
-            quoted(M::TABLE)
+            quoted(schema.table)
         )
     });
     let mut params = vec![key.clone()];
@@ -448,14 +457,14 @@ pub(crate) fn delete<M: Model>(
 }
 
 /// After a delete: drops the row's marks if the row is gone, returning its incarnation.
-pub(crate) fn drop_marks_if_gone<M: Model>(key: &Value) -> Statement {
-    let sql = memo_for::<M>(Shape::DropMarks, || {
+pub(crate) fn drop_marks_if_gone(schema: &'static Schema, key: &Value) -> Statement {
+    let sql = memo_for(schema, Shape::DropMarks, || {
         format!(
             "DELETE FROM _collegedb_marks WHERE tbl = {} AND kind IN ('inc', 'moving') AND pk = ?1 \
              AND NOT EXISTS (SELECT 1 FROM {} WHERE {} = ?1) RETURNING kind, extra",
-            literal(M::TABLE),
-            quoted(M::TABLE),
-            quoted(M::primary_key_column()),
+            literal(schema.table),
+            quoted(schema.table),
+            quoted(schema.primary_key_column()),
         )
     });
     Statement::new(sql, vec![key.clone()])

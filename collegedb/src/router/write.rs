@@ -20,7 +20,7 @@ use crate::backend::{Backend, Fence, ShardExecutor, Target};
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
 use crate::key::{nonce, RoutedKey};
-use crate::model::Model;
+use crate::model::{Model, Schema};
 use crate::platform::now_ms;
 use crate::strategy::{hash, location, random, AllocationRequest, Strategy};
 use crate::value::Value;
@@ -35,37 +35,62 @@ struct Plan {
     guards: Guards,
 }
 
+/// A new row and its key.
+#[derive(Clone, Copy)]
+struct NewRow<'r> {
+    schema: &'static Schema,
+    row: &'r [Value],
+    key: &'r RoutedKey,
+}
+
 impl<B: Backend> Router<B> {
     pub(crate) async fn insert<M: Model>(&self, model: &M) -> Result<()> {
-        let row = model.to_row()?;
-        B::Shard::check(&row)?;
-        let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
-        let span = self.span("insert", M::TABLE, Some(&key));
-        self.insert_row::<M>(&row, &key).traced(span).await
+        self.insert_encoded(M::SCHEMA, model.to_row()?).await
     }
 
-    async fn insert_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
+    /// [`Router::insert`] of an encoded row.
+    async fn insert_encoded(&self, schema: &'static Schema, row: Vec<Value>) -> Result<()> {
+        B::Shard::check(&row)?;
+        let key = RoutedKey::new(row[schema.primary_key].clone());
+        let span = self.span("insert", schema.table, Some(&key));
+        self.insert_row(schema, &row, &key).traced(span).await
+    }
+
+    async fn insert_row(
+        &self,
+        schema: &'static Schema,
+        row: &[Value],
+        key: &RoutedKey,
+    ) -> Result<()> {
         // A new row's incarnation is the nonce of the attempt that writes it.
         let mut incarnation = nonce();
         let mut plan = self.plan(key).await?;
-        let lookups = self.lookup_claims::<M>(row, |_| true)?;
+        let lookups = self.lookup_claims(schema, row, |_| true)?;
         for _ in 0..ATTEMPTS {
             let mut specs = Vec::with_capacity(lookups.len() + 1);
             if plan.placement {
-                specs.push(self.placement_claim::<M>(key)?);
+                specs.push(self.placement_claim(schema, key)?);
             }
             specs.extend(lookups.iter().cloned());
             let granted = self
-                .take_claims::<M>(key, &incarnation, &incarnation, plan.target.clone(), &specs)
+                .take_claims(
+                    schema,
+                    key,
+                    &incarnation,
+                    &incarnation,
+                    plan.target.clone(),
+                    &specs,
+                )
                 .await?;
             self.record_shard(granted.shard);
             let records = self.records(key, granted.shard, &specs);
             let written = async {
                 if let Some(home) = plan.spilled_from {
-                    self.redirect::<M>(home, granted.shard, key).await?;
+                    self.redirect(schema, home, granted.shard, key).await?;
                 }
                 let claimed = !specs.is_empty();
-                self.write_new::<M>(granted.shard, row, key, &incarnation, claimed, plan.guards)
+                let new = NewRow { schema, row, key };
+                self.write_new(&new, granted.shard, &incarnation, claimed, plan.guards)
                     .await
             };
             let (written, ()) = futures::join!(written, self.directory.publish(&records));
@@ -97,7 +122,7 @@ impl<B: Backend> Router<B> {
                         let keys: Vec<String> = records.into_iter().map(|(k, _)| k).collect();
                         self.directory.forget(&keys).await;
                     }
-                    return Err(self.classify::<M>(err, key));
+                    return Err(self.classify(schema, err, key));
                 }
             }
         }
@@ -175,17 +200,29 @@ impl<B: Backend> Router<B> {
 
     /// Marks the key's full home with a redirect to `shard`, unless the key
     /// is already there (or, unsettled, at a previous home).
-    async fn redirect<M: Model>(&self, home: usize, shard: usize, key: &RoutedKey) -> Result<()> {
+    async fn redirect(
+        &self,
+        schema: &'static Schema,
+        home: usize,
+        shard: usize,
+        key: &RoutedKey,
+    ) -> Result<()> {
         let statements = [
-            sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
-            sql::probe_key::<M>(&key.value, self.epoch()),
-            sql::clear_mark(M::TABLE, &key.value, "redirect"),
-            sql::add_mark(M::TABLE, &key.value, "redirect", self.name(shard), now_ms()),
+            sql::fence(self.epoch(), schema.table, &key.value, Guards::NONE, ""),
+            sql::probe_key(schema, &key.value, self.epoch()),
+            sql::clear_mark(schema.table, &key.value, "redirect"),
+            sql::add_mark(
+                schema.table,
+                &key.value,
+                "redirect",
+                self.name(shard),
+                now_ms(),
+            ),
         ];
         let outcomes = self.batch(home, &statements).await?;
-        let probe = Probe::in_batch::<M>(outcomes, 1);
-        if probe.row.is_some() || (probe.unsettled && self.at_previous_home::<M>(key).await?) {
-            return Err(duplicate_key::<M>(key));
+        let probe = Probe::in_batch(schema, outcomes, 1);
+        if probe.row.is_some() || (probe.unsettled && self.at_previous_home(schema, key).await?) {
+            return Err(duplicate_key(schema, key));
         }
         Ok(())
     }
@@ -194,28 +231,35 @@ impl<B: Backend> Router<B> {
     /// unsettled, the key's previous homes are checked first (each check
     /// also records the epoch there, fencing out older handles). `claimed`:
     /// the row has claims, which name its incarnation.
-    async fn write_new<M: Model>(
+    async fn write_new(
         &self,
+        new: &NewRow<'_>,
         shard: usize,
-        row: &[Value],
-        key: &RoutedKey,
         incarnation: &str,
         claimed: bool,
         mut guards: Guards,
     ) -> Result<()> {
+        let NewRow { schema, row, key } = *new;
         loop {
             let statements = [
-                sql::fence(self.epoch(), M::TABLE, &key.value, guards, incarnation),
-                sql::clear_mark(M::TABLE, &key.value, "gone"),
-                sql::clear_mark(M::TABLE, &key.value, "inc"),
-                sql::clear_mark(M::TABLE, &key.value, "redirect"),
-                sql::insert::<M>(row),
-                sql::incarnation::<M>(&key.value, incarnation, claimed, self.epoch(), now_ms()),
+                sql::fence(self.epoch(), schema.table, &key.value, guards, incarnation),
+                sql::clear_mark(schema.table, &key.value, "gone"),
+                sql::clear_mark(schema.table, &key.value, "inc"),
+                sql::clear_mark(schema.table, &key.value, "redirect"),
+                sql::insert(schema, row),
+                sql::incarnation(
+                    schema,
+                    &key.value,
+                    incarnation,
+                    claimed,
+                    self.epoch(),
+                    now_ms(),
+                ),
             ];
             match self.batch(shard, &statements).await {
                 Err(err) if fenced(&err) == Some(Fence::Unsettled) => {
-                    if self.at_previous_home::<M>(key).await? {
-                        return Err(duplicate_key::<M>(key));
+                    if self.at_previous_home(schema, key).await? {
+                        return Err(duplicate_key(schema, key));
                     }
                     guards = guards.without(Guards::UNSETTLED);
                 }
@@ -225,14 +269,14 @@ impl<B: Backend> Router<B> {
     }
 
     /// Whether the key's row is at one of its previous homes.
-    async fn at_previous_home<M: Model>(&self, key: &RoutedKey) -> Result<bool> {
+    async fn at_previous_home(&self, schema: &'static Schema, key: &RoutedKey) -> Result<bool> {
         for previous in self.previous_homes(key) {
             let statements = [
-                sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
-                sql::probe_key::<M>(&key.value, self.epoch()),
+                sql::fence(self.epoch(), schema.table, &key.value, Guards::NONE, ""),
+                sql::probe_key(schema, &key.value, self.epoch()),
             ];
             let outcomes = self.batch(previous, &statements).await?;
-            if Probe::in_batch::<M>(outcomes, 1).row.is_some() {
+            if Probe::in_batch(schema, outcomes, 1).row.is_some() {
                 return Ok(true);
             }
         }
@@ -240,46 +284,59 @@ impl<B: Backend> Router<B> {
     }
 
     pub(crate) async fn update<M: Model>(&self, model: &M) -> Result<()> {
-        let row = model.to_row()?;
+        self.update_encoded(M::SCHEMA, model.to_row()?).await
+    }
+
+    /// [`Router::update`] of an encoded row.
+    async fn update_encoded(&self, schema: &'static Schema, row: Vec<Value>) -> Result<()> {
         B::Shard::check(&row)?;
-        let key = RoutedKey::new(row[M::PRIMARY_KEY].clone());
-        let span = self.span("update", M::TABLE, Some(&key));
-        self.update_row::<M>(&row, &key).traced(span).await
+        let key = RoutedKey::new(row[schema.primary_key].clone());
+        let span = self.span("update", schema.table, Some(&key));
+        self.update_row(schema, &row, &key).traced(span).await
     }
 
     /// Tries the row's likely shard first (the hash home, or the cached
     /// shard), then wherever it is found; a row that changed, moved or is
     /// frozen for a move in between is located again.
-    async fn update_row<M: Model>(&self, row: &[Value], key: &RoutedKey) -> Result<()> {
-        let new_lookups: Vec<Value> = M::LOOKUPS.iter().map(|l| row[l.index].clone()).collect();
-        let mut guess = self.write_guess::<M>(key)?;
+    async fn update_row(
+        &self,
+        schema: &'static Schema,
+        row: &[Value],
+        key: &RoutedKey,
+    ) -> Result<()> {
+        let new_lookups: Vec<Value> = schema
+            .lookups
+            .iter()
+            .map(|l| row[l.index].clone())
+            .collect();
+        let mut guess = self.write_guess(schema, key)?;
         for _ in 0..ATTEMPTS {
             let shard = match guess.take() {
                 Some(shard) => shard,
-                None => match self.locate::<M>(key).await? {
+                None => match self.locate(schema, key).await? {
                     Some(found) => found.shard,
-                    None => return Err(not_found::<M>(key)),
+                    None => return Err(not_found(schema, key)),
                 },
             };
             // Unchanged lookups: one round trip, no claims.
             let statements = [
-                sql::fence(self.epoch(), M::TABLE, &key.value, Guards::MOVING, ""),
-                sql::probe_key::<M>(&key.value, self.epoch()),
-                sql::update_if::<M>(row, &new_lookups),
+                sql::fence(self.epoch(), schema.table, &key.value, Guards::MOVING, ""),
+                sql::probe_key(schema, &key.value, self.epoch()),
+                sql::update_if(schema, row, &new_lookups),
             ];
             let outcomes = match self.batch(shard, &statements).await {
                 Err(err) if fenced(&err) == Some(Fence::Moving) => {
                     yield_now().await;
                     continue;
                 }
-                Err(err) => return Err(self.classify::<M>(err, key)),
+                Err(err) => return Err(self.classify(schema, err, key)),
                 Ok(outcomes) => outcomes,
             };
             if outcomes.get(2).is_some_and(|o| o.changed > 0) {
                 self.record_shard(shard);
                 return Ok(());
             }
-            let probe = Probe::in_batch::<M>(outcomes, 1);
+            let probe = Probe::in_batch(schema, outcomes, 1);
             let Some(old) = probe.row else {
                 continue; // not here (any more): locate it
             };
@@ -288,12 +345,12 @@ impl<B: Backend> Router<B> {
                 row: old,
                 incarnation: probe.incarnation,
             };
-            if self.update_lookups::<M>(row, key, &found).await? {
+            if self.update_lookups(schema, row, key, &found).await? {
                 return Ok(());
             }
         }
         Err(Error::RowMoving {
-            table: M::TABLE,
+            table: schema.table,
             key: key.text.clone(),
         })
     }
@@ -301,23 +358,25 @@ impl<B: Backend> Router<B> {
     /// An update that changes lookup values: claims for the new values, then
     /// the row if its lookups are still the ones seen, then releases of the
     /// old values. `false`: the row changed or moved meanwhile, try again.
-    async fn update_lookups<M: Model>(
+    async fn update_lookups(
         &self,
+        schema: &'static Schema,
         row: &[Value],
         key: &RoutedKey,
         found: &Found,
     ) -> Result<bool> {
-        let old: Vec<Value> = M::LOOKUPS
+        let old: Vec<Value> = schema
+            .lookups
             .iter()
             .map(|l| found.row[l.index].clone())
             .collect();
         let incarnation = found.incarnation.clone().unwrap_or_default();
         let attempt = nonce();
         let changed = |l: &crate::model::Lookup| found.row[l.index] != row[l.index];
-        let specs = self.lookup_claims::<M>(row, changed)?;
+        let specs = self.lookup_claims(schema, row, changed)?;
         let target = Target::Shard(self.name(found.shard).to_owned());
         match self
-            .take_claims::<M>(key, &incarnation, &attempt, target, &specs)
+            .take_claims(schema, key, &incarnation, &attempt, target, &specs)
             .await
         {
             // Another update of this row already gave it the value: look again.
@@ -327,12 +386,12 @@ impl<B: Backend> Router<B> {
         let statements = [
             sql::fence(
                 self.epoch(),
-                M::TABLE,
+                schema.table,
                 &key.value,
                 Guards::MOVING.with(Guards::REVOKED),
                 &attempt,
             ),
-            sql::update_if::<M>(row, &old),
+            sql::update_if(schema, row, &old),
         ];
         let records = self.records(key, found.shard, &specs);
         let (written, ()) = futures::join!(
@@ -348,7 +407,7 @@ impl<B: Backend> Router<B> {
                 // away and back). Left behind, a claim whose row no longer
                 // holds its value is proven stale and taken over when someone
                 // wants the value; only the read path forgets them now.
-                let old_specs = self.lookup_claims::<M>(&found.row, changed)?;
+                let old_specs = self.lookup_claims(schema, &found.row, changed)?;
                 let old_keys: Vec<String> = old_specs.into_iter().map(|s| s.key).collect();
                 self.directory.forget(&old_keys).await;
                 Ok(true)
@@ -366,25 +425,34 @@ impl<B: Backend> Router<B> {
             // Another write took a claim over: look again, and the next
             // claim names the conflict exactly (or the row has the value now).
             Err(err) if fenced(&err) == Some(Fence::Revoked) => Ok(false),
-            Err(err) => Err(self.classify::<M>(err, key)),
+            Err(err) => Err(self.classify(schema, err, key)),
         }
     }
 
-    pub(crate) async fn delete<M: Model>(&self, key: Value) -> Result<bool> {
+    pub(crate) async fn delete(&self, schema: &'static Schema, key: Value) -> Result<bool> {
         let key = RoutedKey::new(key);
-        let span = self.span("delete", M::TABLE, Some(&key));
-        self.delete_row::<M>(&key, None).traced(span).await
+        let span = self.span("delete", schema.table, Some(&key));
+        self.delete_row(schema, &key, None).traced(span).await
     }
 
-    pub(crate) async fn delete_by<M: Model>(&self, lookup: usize, value: Value) -> Result<bool> {
-        let lookup = lookup_of::<M>(lookup)?;
-        let span = self.span("delete_by", M::TABLE, Some(&RoutedKey::new(value.clone())));
+    pub(crate) async fn delete_by(
+        &self,
+        schema: &'static Schema,
+        lookup: usize,
+        value: Value,
+    ) -> Result<bool> {
+        let lookup = lookup_of(schema, lookup)?;
+        let span = self.span(
+            "delete_by",
+            schema.table,
+            Some(&RoutedKey::new(value.clone())),
+        );
         async {
-            let Some(found) = self.locate_alias::<M>(lookup, &value).await? else {
+            let Some(found) = self.locate_alias(schema, lookup, &value).await? else {
                 return Ok(false);
             };
-            let key = RoutedKey::new(found.row[M::PRIMARY_KEY].clone());
-            self.delete_row::<M>(&key, Some((lookup.column, &value)))
+            let key = RoutedKey::new(found.row[schema.primary_key].clone());
+            self.delete_row(schema, &key, Some((lookup.column, &value)))
                 .await
         }
         .traced(span)
@@ -395,22 +463,23 @@ impl<B: Backend> Router<B> {
     /// then releases its claims. Under hash placement while the table is
     /// unsettled, every copy goes — at the home with a tombstone, so a copy
     /// in flight cannot bring the row back.
-    async fn delete_row<M: Model>(
+    async fn delete_row(
         &self,
+        schema: &'static Schema,
         key: &RoutedKey,
         only_if: Option<(&'static str, &Value)>,
     ) -> Result<bool> {
-        let mut guess = self.write_guess::<M>(key)?;
+        let mut guess = self.write_guess(schema, key)?;
         for _ in 0..ATTEMPTS {
             let (shard, located) = match guess.take() {
                 Some(shard) => (shard, false),
-                None => match self.locate::<M>(key).await? {
+                None => match self.locate(schema, key).await? {
                     Some(found) => (found.shard, true),
                     None => return Ok(false),
                 },
             };
             let (mut deleted, unsettled) = self
-                .delete_at::<M>(shard, key, only_if, false, None)
+                .delete_at(schema, shard, key, only_if, false, None)
                 .await?;
             if unsettled && self.hash_placed() {
                 // The home goes last (again, if it went first), with the
@@ -431,7 +500,8 @@ impl<B: Backend> Router<B> {
                     let life = deleted
                         .first()
                         .map(|(_, incarnation)| incarnation.clone().unwrap_or_default());
-                    let pass = self.delete_at::<M>(other, key, only_if, tombstone, life.as_deref());
+                    let pass =
+                        self.delete_at(schema, other, key, only_if, tombstone, life.as_deref());
                     deleted.extend(pass.await?.0);
                 }
             }
@@ -446,11 +516,11 @@ impl<B: Backend> Router<B> {
             let mut forget = Vec::new();
             for (row, incarnation) in &deleted {
                 let mut keys: Vec<String> = Vec::new();
-                for (lookup, value) in M::LOOKUPS.iter().zip(&row[1..]) {
-                    keys.push(self.directory.key(M::TABLE, lookup.column, value)?);
+                for (lookup, value) in schema.lookups.iter().zip(&row[1..]) {
+                    keys.push(self.directory.key(schema.table, lookup.column, value)?);
                 }
                 if !self.hash_placed() || self.max_shard_bytes.is_some() {
-                    keys.push(self.placement_claim::<M>(key)?.key);
+                    keys.push(self.placement_claim(schema, key)?.key);
                 }
                 match incarnation {
                     Some(incarnation) => releases.extend(self::releases(key, incarnation, &keys)),
@@ -470,8 +540,9 @@ impl<B: Backend> Router<B> {
     /// its incarnation, and whether the table is unsettled there. With
     /// `tombstone`, a delete at the key's home while unsettled leaves one;
     /// with `life`, only that incarnation of the row is deleted.
-    async fn delete_at<M: Model>(
+    async fn delete_at(
         &self,
+        schema: &'static Schema,
         shard: usize,
         key: &RoutedKey,
         only_if: Option<(&'static str, &Value)>,
@@ -480,14 +551,14 @@ impl<B: Backend> Router<B> {
     ) -> Result<(Vec<(Vec<Value>, Option<String>)>, bool)> {
         let at_home = tombstone && self.hash_placed() && shard == self.home(key);
         let mut statements = vec![
-            sql::fence(self.epoch(), M::TABLE, &key.value, Guards::NONE, ""),
-            sql::delete::<M>(&key.value, only_if, life),
-            sql::drop_marks_if_gone::<M>(&key.value),
-            sql::unsettled(M::TABLE, self.epoch()),
+            sql::fence(self.epoch(), schema.table, &key.value, Guards::NONE, ""),
+            sql::delete(schema, &key.value, only_if, life),
+            sql::drop_marks_if_gone(schema, &key.value),
+            sql::unsettled(schema.table, self.epoch()),
         ];
         if at_home {
             statements.push(sql::tombstone_if_unsettled(
-                M::TABLE,
+                schema.table,
                 &key.value,
                 self.epoch(),
                 now_ms(),
@@ -518,13 +589,13 @@ impl<B: Backend> Router<B> {
 
     /// The shard a write tries first without a lookup: the hash home, or the
     /// cached shard of a claimed key.
-    fn write_guess<M: Model>(&self, key: &RoutedKey) -> Result<Option<usize>> {
+    fn write_guess(&self, schema: &'static Schema, key: &RoutedKey) -> Result<Option<usize>> {
         if self.hash_placed() {
             return Ok(Some(self.home(key)));
         }
         let pk_key = self
             .directory
-            .key(M::TABLE, M::primary_key_column(), &key.value)?;
+            .key(schema.table, schema.primary_key_column(), &key.value)?;
         Ok(self
             .directory
             .cached(&pk_key)
@@ -559,32 +630,33 @@ impl<B: Backend> Router<B> {
     }
 
     /// Turns a shard's refusal into the caller's error.
-    pub(crate) fn classify<M: Model>(&self, err: Error, key: &RoutedKey) -> Error {
-        if let Some(columns) = unique_columns::<M>(&err) {
-            if columns.iter().any(|c| c == M::primary_key_column()) {
-                return duplicate_key::<M>(key);
+    pub(crate) fn classify(&self, schema: &'static Schema, err: Error, key: &RoutedKey) -> Error {
+        if let Some(columns) = unique_columns(schema, &err) {
+            if columns.iter().any(|c| c == schema.primary_key_column()) {
+                return duplicate_key(schema, key);
             }
-            if let Some(lookup) = M::LOOKUPS
+            if let Some(lookup) = schema
+                .lookups
                 .iter()
                 .find(|l| columns.iter().any(|c| c == l.column))
             {
                 return Error::DuplicateAlias {
-                    table: M::TABLE,
+                    table: schema.table,
                     column: lookup.column,
                 };
             }
         }
         match fenced(&err) {
             // Another write proved this one's claim stale and took it over.
-            Some(Fence::Revoked) => match M::LOOKUPS.first() {
+            Some(Fence::Revoked) => match schema.lookups.first() {
                 Some(lookup) => Error::DuplicateAlias {
-                    table: M::TABLE,
+                    table: schema.table,
                     column: lookup.column,
                 },
-                None => duplicate_key::<M>(key),
+                None => duplicate_key(schema, key),
             },
             Some(Fence::Moving) => Error::RowMoving {
-                table: M::TABLE,
+                table: schema.table,
                 key: key.text.clone(),
             },
             _ => err,
@@ -607,9 +679,9 @@ pub(crate) fn releases(
         .collect()
 }
 
-fn not_found<M: Model>(key: &RoutedKey) -> Error {
+fn not_found(schema: &'static Schema, key: &RoutedKey) -> Error {
     Error::NotFound {
-        table: M::TABLE,
+        table: schema.table,
         key: key.text.clone(),
     }
 }
