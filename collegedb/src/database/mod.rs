@@ -12,7 +12,7 @@ use crate::backend::{Backend, ShardSpec};
 use crate::directory::{Directory, KeyCodec, MappingCache};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::router::{Rebalanced, Router};
+use crate::router::{Rebalanced, Router, SettledTables};
 use crate::strategy::{Placement, Strategy};
 use crate::value::Value;
 
@@ -179,6 +179,7 @@ impl<B: Backend> Database<B> {
                 placement: config.placement,
                 max_shard_bytes: config.max_shard_bytes,
                 fanout: config.fanout,
+                settled: SettledTables::default(),
             },
             config,
         })
@@ -194,6 +195,7 @@ impl<B: Backend> Database<B> {
             placement,
             max_shard_bytes,
             fanout,
+            settled,
         } = self.router;
         Database {
             router: Router {
@@ -209,6 +211,7 @@ impl<B: Backend> Database<B> {
                 placement,
                 max_shard_bytes,
                 fanout,
+                settled,
             },
             config: self.config,
         }

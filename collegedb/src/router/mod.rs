@@ -24,6 +24,9 @@ mod write;
 
 pub use rebalance::Rebalanced;
 
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use tracing::Span;
 
 use crate::backend::calls::{self, Service};
@@ -46,6 +49,29 @@ pub(crate) struct Router<B: Backend> {
     pub(crate) max_shard_bytes: Option<u64>,
     /// How many shards an operation on every shard asks at once.
     pub(crate) fanout: usize,
+    /// Tables seen settled on a shard at this handle's epoch.
+    pub(crate) settled: SettledTables,
+}
+
+/// The `(table, shard)` pairs a handle has seen settled at its epoch. A
+/// table's settled epoch only rises, so what was seen stays true for the
+/// handle's life: its lookups then skip the check and the `moving` marks.
+#[derive(Debug, Default)]
+pub(crate) struct SettledTables(Mutex<HashSet<(&'static str, usize)>>);
+
+impl SettledTables {
+    fn contains(&self, table: &'static str, shard: usize) -> bool {
+        self.lock().contains(&(table, shard))
+    }
+
+    fn insert(&self, table: &'static str, shard: usize) {
+        self.lock().insert((table, shard));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<(&'static str, usize)>> {
+        // A set of facts that only accrue stays valid after a panic.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// What a probe of one shard learnt about a key.
@@ -271,13 +297,13 @@ impl<B: Backend> Router<B> {
         lookup: &Lookup,
         value: &Value,
     ) -> Result<Probe> {
-        let rows = self
-            .query(
-                index,
-                &sql::probe_lookup(schema, lookup, value, self.epoch()),
-            )
-            .await?;
-        Ok(Probe::first(schema, rows))
+        let settled = self.settled.contains(schema.table, index);
+        let statement = sql::probe_lookup(schema, lookup, value, self.epoch(), settled);
+        let probe = Probe::first(schema, self.query(index, &statement).await?);
+        if !settled && probe.row.is_some() && !probe.unsettled {
+            self.settled.insert(schema.table, index);
+        }
+        Ok(probe)
     }
 }
 

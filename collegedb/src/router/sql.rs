@@ -35,7 +35,10 @@ use crate::value::Value;
 enum Shape {
     Probe,
     Peek,
-    ProbeLookup(&'static str),
+    ProbeLookup {
+        column: &'static str,
+        settled: bool,
+    },
     Count,
     FrozenKeys,
     Keys,
@@ -276,29 +279,49 @@ fn key_statement(schema: &'static Schema, shape: Shape, key: &Value, epoch: usiz
     Statement::new(sql, vec![key.clone(), Value::Integer(epoch as i64)])
 }
 
-/// The row whose lookup column equals `?1`, as `[0, NULL, moving, NULL,
-/// columns...]` (the probe's shape, without an incarnation: only reads use
-/// it); no row if there is none. `?2` is the reader's epoch.
+/// The row whose lookup column equals `?1`, as `[unsettled, NULL, moving,
+/// NULL, columns...]` (the probe's shape, without an incarnation: only reads
+/// use it); no row if there is none. `?2` is the reader's epoch. `settled`:
+/// the reader has seen the table settled at its epoch on this shard, so
+/// neither the check nor the `moving` mark is needed (`?1` only).
 pub(crate) fn probe_lookup(
     schema: &'static Schema,
     lookup: &Lookup,
     value: &Value,
     epoch: usize,
+    settled: bool,
 ) -> Statement {
-    let sql = memo_for(schema, Shape::ProbeLookup(lookup.column), || {
+    let shape = Shape::ProbeLookup {
+        column: lookup.column,
+        settled,
+    };
+    let sql = memo_for(schema, shape, || {
         let pk = format!("_row.{}", quoted(schema.primary_key_column()));
+        let (unsettled, moving) = match settled {
+            true => ("0".to_owned(), "0".to_owned()),
+            false => (
+                unsettled_at(schema, 2),
+                format!(
+                    "CASE WHEN {} THEN EXISTS {} ELSE 0 END",
+                    unsettled_at(schema, 2),
+                    mark(schema, "1", "moving", &pk)
+                ),
+            ),
+        };
         format!(
-            "SELECT 0 AS _collegedb_unsettled, NULL AS _collegedb_redirect, \
-             CASE WHEN {} THEN EXISTS {} ELSE 0 END AS _collegedb_moving, NULL AS _collegedb_life, \
+            "SELECT {unsettled} AS _collegedb_unsettled, NULL AS _collegedb_redirect, \
+             {moving} AS _collegedb_moving, NULL AS _collegedb_life, \
              {} FROM {} AS _row WHERE _row.{} = ?1",
-            unsettled_at(schema, 2),
-            mark(schema, "1", "moving", &pk),
             row_columns(schema),
             quoted(schema.table),
             quoted(lookup.column)
         )
     });
-    Statement::new(sql, vec![value.clone(), Value::Integer(epoch as i64)])
+    let mut params = vec![value.clone()];
+    if !settled {
+        params.push(Value::Integer(epoch as i64));
+    }
+    Statement::new(sql, params)
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
