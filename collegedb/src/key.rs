@@ -42,14 +42,31 @@ pub(crate) fn owner_of(value: &Value) -> String {
     }
 }
 
-/// The primary key value of a claim's owner.
-pub(crate) fn owner_value(owner: &str) -> Result<Value> {
+/// A claim owner's primary key, borrowed from the owner text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerKey<'a> {
+    /// An integer key (`i:42`).
+    Integer(i64),
+    /// A text key (`t:u-42`).
+    Text(&'a str),
+}
+
+/// The primary key of a claim's owner, without copying it.
+pub(crate) fn owner_key(owner: &str) -> Result<OwnerKey<'_>> {
     let corrupt = || Error::Coordinator(format!("a claim names an unreadable owner `{owner}`"));
     match owner.split_at_checked(2) {
-        Some(("i:", digits)) => digits.parse().map(Value::Integer).map_err(|_| corrupt()),
-        Some(("t:", text)) => Ok(Value::Text(text.to_owned())),
+        Some(("i:", digits)) => digits.parse().map(OwnerKey::Integer).map_err(|_| corrupt()),
+        Some(("t:", text)) => Ok(OwnerKey::Text(text)),
         _ => Err(corrupt()),
     }
+}
+
+/// The primary key value of a claim's owner.
+pub(crate) fn owner_value(owner: &str) -> Result<Value> {
+    Ok(match owner_key(owner)? {
+        OwnerKey::Integer(i) => Value::Integer(i),
+        OwnerKey::Text(text) => Value::Text(text.to_owned()),
+    })
 }
 
 /// A fresh random id for a write attempt or a row's incarnation.

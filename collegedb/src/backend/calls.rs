@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
 use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
@@ -53,10 +54,12 @@ pub(crate) fn count(service: Service) {
 /// Wraps an operation's future: instrumented by its span, with its calls
 /// counted and recorded on the span when it completes.
 pub(crate) trait Trace: Future + Sized {
+    // Inlined so that the future is moved into place once, not twice.
+    #[inline]
     fn traced(self, span: Span) -> Traced<Self> {
         let tally = (!span.is_disabled()).then(Rc::default);
         Traced {
-            inner: Box::pin(self.instrument(span)),
+            inner: self.instrument(span),
             tally,
         }
     }
@@ -64,27 +67,30 @@ pub(crate) trait Trace: Future + Sized {
 
 impl<F: Future> Trace for F {}
 
-/// See [`Trace::traced`].
-pub(crate) struct Traced<F> {
-    // Boxed so the wrapper is `Unpin` without unsafe projection; one
-    // allocation per operation, small beside any remote call.
-    inner: Pin<Box<Instrumented<F>>>,
-    tally: Option<Rc<Tally>>,
+pin_project! {
+    /// See [`Trace::traced`].
+    // Projected in place, not boxed: no allocation per operation.
+    pub(crate) struct Traced<F> {
+        #[pin]
+        inner: Instrumented<F>,
+        tally: Option<Rc<Tally>>,
+    }
 }
 
 impl<F: Future> Future for Traced<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let Some(tally) = self.tally.clone() else {
-            return self.inner.as_mut().poll(cx);
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let Some(tally) = this.tally.as_ref() else {
+            return this.inner.poll(cx);
         };
         let poll = {
-            let _current = Current::enter(tally.clone());
-            self.inner.as_mut().poll(cx)
+            let _current = Current::enter(Rc::clone(tally));
+            this.inner.as_mut().poll(cx)
         };
         if poll.is_ready() {
-            let span = self.inner.span();
+            let span = this.inner.span();
             for (field, count) in FIELDS.iter().zip(tally.iter()) {
                 span.record(*field, count.get());
             }

@@ -3,7 +3,16 @@
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
+use foldhash::fast::SeedableRandomState;
+use foldhash::SharedSeed;
 use lru::LruCache;
+
+use crate::platform::random_u64;
+
+/// Keys are hashed with foldhash, several times cheaper than std's SipHash
+/// on mapping keys. They derive from user input (emails), so each cache
+/// takes its own random seed rather than a fixed one.
+type Cache = LruCache<String, String, SeedableRandomState>;
 
 /// A bounded LRU cache of mapping key → shard, shared by clones.
 ///
@@ -11,7 +20,7 @@ use lru::LruCache;
 /// request's database, so mappings learnt by one request serve the next.
 #[derive(Clone, Debug)]
 pub struct MappingCache {
-    inner: Arc<Mutex<LruCache<String, String>>>,
+    inner: Arc<Mutex<Cache>>,
     capacity: NonZeroUsize,
 }
 
@@ -22,12 +31,14 @@ impl MappingCache {
     /// whole capacity up front, on every database opened per request.
     pub fn new(capacity: usize) -> Self {
         MappingCache {
-            inner: Arc::new(Mutex::new(LruCache::unbounded())),
+            inner: Arc::new(Mutex::new(LruCache::unbounded_with_hasher(
+                SeedableRandomState::with_seed(random_u64(), SharedSeed::global_random()),
+            ))),
             capacity: NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
         // A panic while holding the lock leaves a cache that is still valid.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -5,6 +5,8 @@
 //! the table stays readable so one table's keys can be listed, the values do
 //! not, so emails and usernames never appear in KV key names.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -41,20 +43,14 @@ impl KeyCodec {
         value: &Value,
         max_len: usize,
     ) -> Result<String> {
-        let plain = format!("{table}/{column}/{}", value.key_text());
+        let text = match value {
+            Value::Text(t) => Cow::Borrowed(t.as_str()),
+            other => Cow::Owned(other.key_text()),
+        };
         let key = if self.hashed {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let digest = Sha256::digest(plain.as_bytes());
-            let mut key = String::with_capacity(table.len() + 1 + 2 * digest.len());
-            key.push_str(table);
-            key.push('/');
-            for byte in digest {
-                key.push(char::from(HEX[usize::from(byte >> 4)]));
-                key.push(char::from(HEX[usize::from(byte & 15)]));
-            }
-            key
+            hashed_key(table, column, &text)
         } else {
-            plain
+            [table, "/", column, "/", &text].concat()
         };
         if key.len() > max_len {
             return Err(Error::KeyTooLong {
@@ -66,6 +62,29 @@ impl KeyCodec {
         }
         Ok(key)
     }
+}
+
+/// `{table}/{hex(sha256("{table}/{column}/{text}"))}`, the plain key fed to
+/// the hasher piece by piece: a read builds no intermediate string.
+fn hashed_key(table: &str, column: &str, text: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::new()
+        .chain_update(table)
+        .chain_update("/")
+        .chain_update(column)
+        .chain_update("/")
+        .chain_update(text)
+        .finalize();
+    let mut hex = [0u8; 64];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 15)];
+    }
+    let mut key = String::with_capacity(table.len() + 1 + hex.len());
+    key.push_str(table);
+    key.push('/');
+    key.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+    key
 }
 
 #[cfg(test)]
@@ -89,6 +108,35 @@ mod tests {
         assert_eq!(
             plain.key("users", "email", &email, 512).unwrap(),
             "users/email/a@b.c"
+        );
+    }
+
+    #[test]
+    fn hashed_keys_are_the_digest_of_the_plain_key() {
+        // The formula keys were stored under before the digest was streamed.
+        let old = |table: &str, column: &str, value: &Value| {
+            let plain = format!("{table}/{column}/{}", value.key_text());
+            let hex: String = Sha256::digest(plain.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("{table}/{hex}")
+        };
+        let codec = KeyCodec::default();
+        for value in [
+            Value::Text("a@b.c".into()),
+            Value::Text(String::new()),
+            Value::Text("é/ü".repeat(40)),
+            Value::Integer(-42),
+        ] {
+            assert_eq!(
+                codec.key("users", "email", &value, 512).unwrap(),
+                old("users", "email", &value)
+            );
+        }
+        assert_eq!(
+            codec.key("users", "id", &Value::Integer(42), 512).unwrap(),
+            "users/8b4fa052cf844ca5fb5eeaade7292c57bf9de2a5091131b478e2fc7839f37fc3"
         );
     }
 

@@ -1,8 +1,9 @@
 //! The value stored under a mapping key.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+use crate::key::OwnerKey;
 use crate::value::Value;
 
 /// Where a key's row lives.
@@ -11,7 +12,7 @@ use crate::value::Value;
 /// `pk` is present on alias records only: an alias resolves to the row's
 /// primary key as well as its shard, so the row is read by primary key and
 /// the alias is checked against it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct MappingRecord {
     /// The shard that holds the row.
     pub shard: String,
@@ -48,7 +49,52 @@ impl MappingRecord {
 
     /// The JSON to store.
     pub fn to_json(&self) -> String {
+        Stored {
+            shard: &self.shard,
+            pk: self.pk.as_ref(),
+            created: self.created,
+            updated: self.updated,
+        }
+        .to_json()
+    }
+
+    /// The JSON of `MappingRecord::new(shard, pk, now_ms)`, from borrowed
+    /// parts: a store that answers from its claims copies nothing to answer.
+    #[cfg(feature = "embedded")]
+    pub fn json_of(shard: &str, pk: Option<OwnerKey<'_>>, now_ms: u64) -> String {
+        Stored {
+            shard,
+            pk,
+            created: now_ms,
+            updated: now_ms,
+        }
+        .to_json()
+    }
+}
+
+/// The stored form of a record, borrowed: the one definition of its JSON.
+#[derive(Serialize)]
+struct Stored<'a, P> {
+    shard: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pk: Option<P>,
+    created: u64,
+    updated: u64,
+}
+
+impl<P: Serialize> Stored<'_, P> {
+    fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a mapping record always serializes")
+    }
+}
+
+/// A typed primary key, as [`MappingRecord::new`] stores it.
+impl Serialize for OwnerKey<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            OwnerKey::Integer(i) => serializer.serialize_i64(*i),
+            OwnerKey::Text(text) => serializer.serialize_str(text),
+        }
     }
 }
 
@@ -65,6 +111,24 @@ mod tests {
             r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#
         );
         assert_eq!(MappingRecord::parse("k", &json).unwrap(), rec);
+    }
+
+    #[test]
+    #[cfg(feature = "embedded")]
+    fn borrowed_records_write_the_same_json() {
+        for (pk, key) in [
+            (Value::Integer(-7), OwnerKey::Integer(-7)),
+            (Value::Text("a\"b".into()), OwnerKey::Text("a\"b")),
+        ] {
+            assert_eq!(
+                MappingRecord::json_of("shard-1", Some(key), 5),
+                MappingRecord::new("shard-1", Some(&pk), 5).to_json()
+            );
+        }
+        assert_eq!(
+            MappingRecord::json_of("shard-1", None, 5),
+            r#"{"shard":"shard-1","created":5,"updated":5}"#
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::backend::{
 };
 use crate::directory::MappingRecord;
 use crate::error::{Error, Result};
-use crate::key::owner_value;
+use crate::key::owner_key;
 use crate::platform::now_ms;
 
 const SCHEMA: &str = "
@@ -129,16 +129,15 @@ impl MappingStore for SqliteMappings {
             .map_err(store_error)?;
         keys.iter()
             .map(|key| {
-                let claim = statement
+                statement
                     .query_row([key], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        // Read in place: the record is written from the row's own text.
+                        let shard = r.get_ref(0)?.as_str()?;
+                        let pk = owner_key(r.get_ref(1)?.as_str()?).ok();
+                        Ok(MappingRecord::json_of(shard, pk, 0))
                     })
                     .optional()
-                    .map_err(store_error)?;
-                Ok(claim.map(|(shard, owner)| {
-                    let pk = owner_value(&owner).ok();
-                    MappingRecord::new(&shard, pk.as_ref(), 0).to_json()
-                }))
+                    .map_err(store_error)
             })
             .collect()
     }

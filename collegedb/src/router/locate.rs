@@ -62,11 +62,7 @@ impl<B: Backend> Router<B> {
         value: Value,
     ) -> Result<Option<Vec<Value>>> {
         let lookup = lookup_of(schema, lookup)?;
-        let span = self.span(
-            "find_by",
-            schema.table,
-            Some(&RoutedKey::new(value.clone())),
-        );
+        let span = self.span_by_value("find_by", schema.table, &value);
         let found = self
             .locate_alias(schema, lookup, &value)
             .traced(span)

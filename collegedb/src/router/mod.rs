@@ -174,13 +174,28 @@ impl<B: Backend> Router<B> {
             "collegedb",
             op,
             table,
-            key = key.map(RoutedKey::tag).unwrap_or_default(),
+            key = key.map(RoutedKey::tag),
             strategy = self.placement.write.kind().name(),
             shard = tracing::field::Empty,
             shard_calls = tracing::field::Empty,
             mapping_calls = tracing::field::Empty,
             coordinator_calls = tracing::field::Empty,
         )
+    }
+
+    /// [`Router::span`] of an operation by a lookup value. The value's tag
+    /// hashes it, so it is computed only if the span is recorded.
+    pub(crate) fn span_by_value(
+        &self,
+        op: &'static str,
+        table: &'static str,
+        value: &Value,
+    ) -> Span {
+        let span = self.span(op, table, None);
+        if !span.is_disabled() {
+            span.record("key", RoutedKey::new(value.clone()).tag());
+        }
+        span
     }
 
     pub(crate) fn record_shard(&self, index: usize) {

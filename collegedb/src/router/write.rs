@@ -442,11 +442,7 @@ impl<B: Backend> Router<B> {
         value: Value,
     ) -> Result<bool> {
         let lookup = lookup_of(schema, lookup)?;
-        let span = self.span(
-            "delete_by",
-            schema.table,
-            Some(&RoutedKey::new(value.clone())),
-        );
+        let span = self.span_by_value("delete_by", schema.table, &value);
         async {
             let Some(found) = self.locate_alias(schema, lookup, &value).await? else {
                 return Ok(false);
