@@ -2,8 +2,10 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use wasm_bindgen::JsValue;
-use worker::{web_sys, Env, Headers, Method, ObjectNamespace, Response, Stub};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::DurableObject as RawStub;
+use worker::{web_sys, Env, Headers, Method, ObjectNamespace};
 
 use super::protocol::{ErrorReply, Released};
 use super::{binding_error, worker_error_message};
@@ -28,7 +30,20 @@ const ORIGIN: &str = "https://coordinator";
 /// across every isolate.
 #[derive(Debug)]
 pub struct DurableCoordinator {
-    stub: Stub,
+    /// The stub as wasm-bindgen sees it: `worker::Stub` answers with a
+    /// `worker::Response`, whose body is read through a Rust stream adapter.
+    stub: RawStub,
+}
+
+/// An answer of the coordinator, read whole (see [`DurableCoordinator::fetch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `content-type` header, if the answer has one.
+    pub content_type: Option<String>,
+    /// The body, as text.
+    pub body: String,
 }
 
 impl DurableCoordinator {
@@ -43,7 +58,9 @@ impl DurableCoordinator {
                     worker_error_message(&e)
                 ))
             })?;
-        Ok(DurableCoordinator { stub })
+        Ok(DurableCoordinator {
+            stub: stub.into_rpc(),
+        })
     }
 
     /// The coordinator object called `name` in the Durable Object namespace bound as `binding`.
@@ -54,21 +71,18 @@ impl DurableCoordinator {
         DurableCoordinator::new(&namespace, name)
     }
 
-    /// The stub, to call any route of the object's HTTP API directly.
-    pub fn stub(&self) -> &Stub {
-        &self.stub
-    }
-
     /// Sends one request to the object's HTTP API: `path_and_query` (`/shards`),
-    /// with `body` as JSON if given. Built on `web_sys` directly: a
-    /// `worker::RequestInit` would link the serialization of every `cf` option
-    /// (image resizing and the like), which a call to an object never carries.
+    /// with `body` as JSON if given, and reads the answer whole. Built on
+    /// `web_sys` directly: a `worker::RequestInit` would link the
+    /// serialization of every `cf` option (image resizing and the like), which
+    /// a call to an object never carries, and `worker::Response::text` a
+    /// stream reader where the runtime's own `text()` does.
     pub async fn fetch(
         &self,
         method: Method,
         path_and_query: &str,
         body: Option<&str>,
-    ) -> worker::Result<Response> {
+    ) -> worker::Result<CoordinatorAnswer> {
         let init = web_sys::RequestInit::new();
         init.set_method(method.as_ref());
         if let Some(body) = body {
@@ -79,60 +93,74 @@ impl DurableCoordinator {
         }
         let request =
             web_sys::Request::new_with_str_and_init(&format!("{ORIGIN}{path_and_query}"), &init)?;
-        self.stub.fetch_with_request(request.into()).await
+        let response: web_sys::Response = JsFuture::from(self.stub.fetch_with_request(&request)?)
+            .await?
+            .dyn_into()?;
+        let content_type = response.headers().get("content-type")?;
+        let body = JsFuture::from(response.text()?)
+            .await?
+            .as_string()
+            .unwrap_or_default();
+        Ok(CoordinatorAnswer {
+            status: response.status(),
+            content_type,
+            body,
+        })
     }
 
-    /// Sends one request to the object and decodes its JSON answer.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-    ) -> Result<T> {
-        let fail = |message: String| Error::Coordinator(format!("{method} {path}: {message}"));
-        let json = match body {
-            Some(body) => Some(serde_json::to_string(body).map_err(|e| fail(e.to_string()))?),
-            None => None,
-        };
-        let text = self.exchange(&method, path, json.as_deref()).await?;
-        serde_json::from_str(&text).map_err(|e| fail(format!("unexpected answer {text:?}: {e}")))
+    /// Posts `body` to `path` as JSON and decodes the JSON answer.
+    async fn call<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        let json = serde_json::to_string(body).map_err(|e| failure(path, e.to_string()))?;
+        let text = self.exchange(path, &json).await?;
+        serde_json::from_str(&text).map_err(|e| unexpected(path, &text, e))
     }
 
-    /// The text of a successful answer to `body` at `path`; the untyped part
-    /// of [`DurableCoordinator::call`], compiled once for every reply type.
-    async fn exchange(&self, method: &Method, path: &str, body: Option<&str>) -> Result<String> {
-        let fail = |message: String| Error::Coordinator(format!("{method} {path}: {message}"));
-        let mut response = self
-            .fetch(method.clone(), path, body)
+    /// The text of a successful answer to `body` posted to `path`; the
+    /// untyped part of [`DurableCoordinator::call`], compiled once for every
+    /// reply type.
+    async fn exchange(&self, path: &str, body: &str) -> Result<String> {
+        let CoordinatorAnswer {
+            status, body: text, ..
+        } = self
+            .fetch(Method::Post, path, Some(body))
             .await
-            .map_err(|e| fail(worker_error_message(&e)))?;
-        let status = response.status_code();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| fail(worker_error_message(&e)))?;
+            .map_err(|e| failure(path, worker_error_message(&e)))?;
         if !(200..300).contains(&status) {
-            return Err(fail(match serde_json::from_str::<ErrorReply>(&text) {
-                Ok(reply) => format!("{status} {}: {}", reply.error.code, reply.error.message),
-                Err(_) => format!("{status}: {text}"),
-            }));
+            return Err(failure(
+                path,
+                match serde_json::from_str::<ErrorReply>(&text) {
+                    Ok(reply) => format!("{status} {}: {}", reply.error.code, reply.error.message),
+                    Err(_) => format!("{status}: {text}"),
+                },
+            ));
         }
         Ok(text)
     }
 }
 
+/// A failed call to `path`.
+fn failure(path: &str, message: String) -> Error {
+    Error::Coordinator(format!("POST {path}: {message}"))
+}
+
+/// An answer to `path` that is not the JSON expected; not generic, so that
+/// the message is compiled once for every reply type.
+fn unexpected(path: &str, text: &str, err: serde_json::Error) -> Error {
+    failure(path, format!("unexpected answer {text:?}: {err}"))
+}
+
 impl Coordinator for DurableCoordinator {
     async fn claim(&self, request: &ClaimRequest) -> Result<ClaimReply> {
-        self.call(Method::Post, "/claim", Some(request)).await
+        self.call("/claim", request).await
     }
 
     async fn release(&self, releases: &[Release]) -> Result<()> {
-        let _: Released = self.call(Method::Post, "/release", Some(&releases)).await?;
+        let _: Released = self.call("/release", &releases).await?;
         Ok(())
     }
 
     async fn holders(&self, keys: &[String]) -> Result<Vec<Option<Holder>>> {
-        let holders: Vec<Option<Holder>> = self.call(Method::Post, "/holders", Some(&keys)).await?;
+        let holders: Vec<Option<Holder>> = self.call("/holders", &keys).await?;
         if holders.len() != keys.len() {
             return Err(Error::Coordinator(format!(
                 "POST /holders: asked for {} keys, got {} answers",

@@ -180,11 +180,7 @@ impl D1Shard {
     fn object_row(&self, row: JsValue) -> Result<Vec<Value>> {
         // A `raw()` row is already an array.
         if Array::is_array(&row) {
-            return Array::from(&row)
-                .iter()
-                .map(from_js)
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|m| self.err(m));
+            return self.values(&Array::from(&row));
         }
         let object = row
             .dyn_into::<Object>()
@@ -201,11 +197,18 @@ impl D1Shard {
                 )));
             }
         }
-        Object::values(&object)
-            .iter()
-            .map(from_js)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|m| self.err(m))
+        self.values(&Object::values(&object))
+    }
+
+    /// The decoded values of a row array.
+    fn values(&self, row: &Array) -> Result<Vec<Value>> {
+        // A loop rather than collecting into a `Result`, which compiles an
+        // iterator adapter per call site.
+        let mut values = Vec::with_capacity(row.length() as usize);
+        for value in row.iter() {
+            values.push(from_js(value).map_err(|m| self.err(m))?);
+        }
+        Ok(values)
     }
 }
 
@@ -322,12 +325,7 @@ impl ShardExecutor for D1Shard {
             let row = row
                 .dyn_into::<Array>()
                 .map_err(|v| self.err(format!("raw() returned the row {v:?}, not an array")))?;
-            let values = row
-                .iter()
-                .map(from_js)
-                .collect::<std::result::Result<Vec<Value>, String>>()
-                .map_err(|m| self.err(m))?;
-            out.push(values);
+            out.push(self.values(&row)?);
         }
         Ok(out)
     }
@@ -337,10 +335,10 @@ impl ShardExecutor for D1Shard {
         if statements.is_empty() {
             return Ok(Vec::new());
         }
-        let prepared = statements
-            .iter()
-            .map(|s| self.prepare(s).map(JsValue::from))
-            .collect::<Result<Array>>()?;
+        let prepared = Array::new();
+        for statement in statements {
+            prepared.push(&self.prepare(statement)?.into());
+        }
         let results = self.wait(self.db.batch(prepared)).await?;
         let results = results
             .dyn_into::<Array>()
@@ -352,7 +350,11 @@ impl ShardExecutor for D1Shard {
                 results.length()
             )));
         }
-        results.iter().map(|result| self.outcome(&result)).collect()
+        let mut outcomes = Vec::with_capacity(statements.len());
+        for result in results.iter() {
+            outcomes.push(self.outcome(&result)?);
+        }
+        Ok(outcomes)
     }
 
     /// The database size as D1 reports it in `meta.size_after` of a trivial

@@ -1,7 +1,9 @@
 //! Mappings in Workers KV.
 
-use futures::future::try_join_all;
-use worker::{Env, KvError, KvStore};
+use js_sys::{Array, Function, Map, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::Env;
 
 use super::{binding_error, js_error_message};
 use crate::backend::{KeyPage, MappingStore};
@@ -33,8 +35,8 @@ const LIST_PAGE: u64 = 1000;
 ///
 /// - [`get_many`](MappingStore::get_many) reads one key with a plain `get`,
 ///   and several keys with KV's bulk `get(keys[])`, which reads up to 100 keys
-///   as one operation; more than 100 keys take one bulk read per 100, run
-///   concurrently. Reads pass `cacheTtl` (see [`DEFAULT_CACHE_TTL_SECONDS`]).
+///   as one operation; more than 100 keys take one bulk read per 100, one
+///   after another. Reads pass `cacheTtl` (see [`DEFAULT_CACHE_TTL_SECONDS`]).
 /// - [`list`](MappingStore::list) pages with KV's cursor, 1,000 keys a page.
 /// - Keys are at most [`KV_MAX_KEY_BYTES`] bytes.
 ///
@@ -42,33 +44,39 @@ const LIST_PAGE: u64 = 1000;
 /// other locations. The router is built for that (it verifies every mapping
 /// against the shard, and places non-recomputable keys through the
 /// coordinator), so this store does nothing to hide it.
+///
+/// The namespace's JavaScript methods are called directly: `worker::KvStore`
+/// passes options and reads answers through serde-wasm-bindgen, which a
+/// handful of strings and numbers do not need.
 #[derive(Debug, Clone)]
 pub struct KvMappings {
-    store: KvStore,
+    namespace: Object,
     cache_ttl: u64,
 }
 
-fn kv_error(err: KvError) -> Error {
-    Error::MappingStore(match err {
-        KvError::JavaScript(value) => js_error_message(&value),
-        other => other.to_string(),
-    })
+fn kv_error(err: JsValue) -> Error {
+    Error::MappingStore(js_error_message(&err))
 }
 
 impl KvMappings {
-    /// Mappings in `store`, read with the default `cacheTtl`.
-    pub fn new(store: KvStore) -> Self {
+    /// Mappings in `namespace` (the JavaScript `KVNamespace` object of a
+    /// binding), read with the default `cacheTtl`.
+    pub fn new(namespace: Object) -> Self {
         KvMappings {
-            store,
+            namespace,
             cache_ttl: DEFAULT_CACHE_TTL_SECONDS,
         }
     }
 
     /// Mappings in the KV namespace bound as `binding`.
     pub fn from_env(env: &Env, binding: &str) -> Result<Self> {
+        // `Env::kv` checks the binding (and words the errors); the namespace
+        // itself is the binding's value.
         env.kv(binding)
-            .map(KvMappings::new)
-            .map_err(|e| binding_error("KV namespace", binding, e))
+            .map_err(|e| binding_error("KV namespace", binding, e))?;
+        let namespace = Reflect::get(env, &JsValue::from_str(binding))
+            .map_err(|e| binding_error("KV namespace", binding, js_error_message(&e)))?;
+        Ok(KvMappings::new(namespace.unchecked_into()))
     }
 
     /// The same store with reads cached for `seconds` (at least [`MIN_CACHE_TTL_SECONDS`]).
@@ -85,23 +93,52 @@ impl KvMappings {
     }
 
     /// The KV namespace.
-    pub fn store(&self) -> &KvStore {
-        &self.store
+    pub fn namespace(&self) -> &Object {
+        &self.namespace
+    }
+
+    /// Calls the namespace's method `name` with `args` and awaits its promise.
+    async fn call(&self, name: &str, args: &[JsValue]) -> Result<JsValue> {
+        let method: Function = Reflect::get(&self.namespace, &JsValue::from_str(name))
+            .and_then(JsCast::dyn_into)
+            .map_err(kv_error)?;
+        let args: Array = args.iter().collect();
+        let promise: Promise = method
+            .apply(&self.namespace, &args)
+            .and_then(JsCast::dyn_into)
+            .map_err(kv_error)?;
+        JsFuture::from(promise).await.map_err(kv_error)
+    }
+
+    /// The options of a read: `{cacheTtl, type: "text"}`.
+    fn read_options(&self) -> Object {
+        options(&[
+            ("cacheTtl", JsValue::from_f64(self.cache_ttl as f64)),
+            ("type", JsValue::from_str("text")),
+        ])
     }
 
     async fn bulk(&self, keys: &[String]) -> Result<Vec<Option<String>>> {
-        let found = self
-            .store
-            .get_bulk(keys)
-            .cache_ttl(self.cache_ttl)
-            .text()
-            .await
-            .map_err(kv_error)?;
+        let names: Array = keys.iter().map(|k| JsValue::from_str(k)).collect();
+        let found: Map = self
+            .call("get", &[names.into(), self.read_options().into()])
+            .await?
+            .unchecked_into();
         Ok(keys
             .iter()
-            .map(|k| found.get(k).cloned().flatten())
+            .map(|k| found.get(&JsValue::from_str(k)).as_string())
             .collect())
     }
+}
+
+/// An options object with these properties.
+fn options(properties: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (name, value) in properties {
+        // Setting a property of a fresh plain object cannot throw.
+        let _ = Reflect::set(&object, &JsValue::from_str(name), value);
+    }
+    object
 }
 
 impl MappingStore for KvMappings {
@@ -114,51 +151,60 @@ impl MappingStore for KvMappings {
             [] => Ok(Vec::new()),
             [key] => {
                 let value = self
-                    .store
-                    .get(key)
-                    .cache_ttl(self.cache_ttl)
-                    .text()
-                    .await
-                    .map_err(kv_error)?;
-                Ok(vec![value])
+                    .call("get", &[key.into(), self.read_options().into()])
+                    .await?;
+                Ok(vec![value.as_string()])
             }
             _ => {
-                let pages =
-                    try_join_all(keys.chunks(BULK_GET_MAX_KEYS).map(|chunk| self.bulk(chunk)))
-                        .await?;
-                Ok(pages.into_iter().flatten().collect())
+                // One bulk read after another: running them at once would
+                // compile a `TryJoinAll` (about 1.4 KB gzip) for what is
+                // rare, more than 100 mappings read by one operation.
+                let mut values = Vec::with_capacity(keys.len());
+                for chunk in keys.chunks(BULK_GET_MAX_KEYS) {
+                    values.extend(self.bulk(chunk).await?);
+                }
+                Ok(values)
             }
         }
     }
 
     async fn put(&self, key: &str, value: &str) -> Result<()> {
-        // As bytes: `put(key, &str)` goes through serde and links the float
-        // formatter for values that look like numbers. KV stores bytes
-        // either way, and `get` reads them back as the same text.
-        self.store
-            .put_bytes(key, value.as_bytes())
-            .map_err(kv_error)?
-            .execute()
+        self.call("put", &[key.into(), value.into()])
             .await
-            .map_err(kv_error)
+            .map(drop)
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        self.store.delete(key).await.map_err(kv_error)
+        self.call("delete", &[key.into()]).await.map(drop)
     }
 
     async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage> {
-        let mut request = self.store.list().prefix(prefix.to_owned()).limit(LIST_PAGE);
+        let mut properties = vec![
+            ("limit", JsValue::from_f64(LIST_PAGE as f64)),
+            ("prefix", JsValue::from_str(prefix)),
+        ];
         if let Some(cursor) = cursor {
-            request = request.cursor(cursor.to_owned());
+            properties.push(("cursor", JsValue::from_str(cursor)));
         }
-        let page = request.execute().await.map_err(kv_error)?;
+        let page = self.call("list", &[options(&properties).into()]).await?;
+        let field = |name: &str| Reflect::get(&page, &JsValue::from_str(name)).map_err(kv_error);
+        let listed = field("keys")?
+            .dyn_into::<Array>()
+            .map_err(|_| Error::MappingStore("KV list() answered without a key array".into()))?;
+        let mut keys = Vec::with_capacity(listed.length() as usize);
+        for key in listed.iter() {
+            let name = Reflect::get(&key, &JsValue::from_str("name")).ok();
+            keys.push(name.and_then(|name| name.as_string()).ok_or_else(|| {
+                Error::MappingStore("KV list() answered a key without a name".into())
+            })?);
+        }
+        let complete = field("list_complete")?.as_bool().unwrap_or(true);
         Ok(KeyPage {
-            keys: page.keys.into_iter().map(|k| k.name).collect(),
-            cursor: if page.list_complete {
+            keys,
+            cursor: if complete {
                 None
             } else {
-                page.cursor.filter(|c| !c.is_empty())
+                field("cursor")?.as_string().filter(|c| !c.is_empty())
             },
         })
     }

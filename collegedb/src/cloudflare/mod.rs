@@ -71,13 +71,15 @@
 mod coordinator;
 mod d1;
 mod kv;
+mod number;
 mod protocol;
 mod region;
 mod shard_coordinator;
 
-pub use coordinator::DurableCoordinator;
+pub use coordinator::{CoordinatorAnswer, DurableCoordinator};
 pub use d1::{D1Shard, D1_MAX_PARAMETERS, JS_MAX_EXACT_INTEGER};
 pub use kv::{KvMappings, DEFAULT_CACHE_TTL_SECONDS, KV_MAX_KEY_BYTES, MIN_CACHE_TTL_SECONDS};
+pub use number::parse_f64;
 pub use region::{closest_region, region_for, Geo, FALLBACK_REGION};
 pub use shard_coordinator::ShardCoordinator;
 
@@ -244,18 +246,14 @@ impl Options {
     /// [`Database::new`] for an empty or inconsistent shard list, or a
     /// placement that needs a coordinator when none is configured.
     pub fn open(&self, env: &Env) -> Result<Database<Cloudflare>> {
-        let shards = self
-            .shards
-            .iter()
-            .map(|s| {
-                let shard = D1Shard::from_env(env, &s.binding)?;
-                Ok(ShardSpec {
-                    name: s.binding.clone(),
-                    executor: shard,
-                    location: s.location,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut shards = Vec::with_capacity(self.shards.len());
+        for s in &self.shards {
+            shards.push(ShardSpec {
+                name: s.binding.clone(),
+                executor: D1Shard::from_env(env, &s.binding)?,
+                location: s.location,
+            });
+        }
         let kv_binding = self.mappings.as_deref().ok_or_else(|| {
             Error::Config(
                 "the Cloudflare backend keeps mappings in Workers KV: name the namespace binding with `.mappings(\"MAPPINGS\")`"
@@ -265,15 +263,14 @@ impl Options {
         let mappings = KvMappings::from_env(env, kv_binding)?.cache_ttl(self.cache_ttl);
         let coordinator = match &self.coordinator {
             Some(binding) => {
-                let parts = (0..self.partitions)
-                    .map(|i| {
-                        let name = match i {
-                            0 => self.coordinator_name.clone(),
-                            i => format!("{}-{i}", self.coordinator_name),
-                        };
-                        DurableCoordinator::from_env(env, binding, &name)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let mut parts = Vec::with_capacity(self.partitions);
+                for i in 0..self.partitions {
+                    let name = match i {
+                        0 => self.coordinator_name.clone(),
+                        i => format!("{}-{i}", self.coordinator_name),
+                    };
+                    parts.push(DurableCoordinator::from_env(env, binding, &name)?);
+                }
                 Some(Partitioned::new(parts))
             }
             None => None,

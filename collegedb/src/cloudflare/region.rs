@@ -7,6 +7,7 @@ use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 use worker::Request;
 
+use super::parse_f64;
 use crate::strategy::Region;
 
 /// The region used when a request has no usable geolocation: no `cf`
@@ -86,7 +87,7 @@ impl Geo {
             .ok()
             .and_then(|v| {
                 v.as_f64()
-                    .or_else(|| v.as_string().and_then(|s| s.trim().parse().ok()))
+                    .or_else(|| v.as_string().and_then(|s| parse_f64(s.trim())))
             })
             .filter(|l: &f64| l.is_finite());
         Some(Geo {

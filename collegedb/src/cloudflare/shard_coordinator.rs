@@ -1,15 +1,16 @@
 //! The `ShardCoordinator` Durable Object: the one strongly consistent
 //! authority for claims, with its state in the object's SQLite storage.
 
-use js_sys::{Function, Reflect};
+use js_sys::{Array, Function, Reflect};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::closure::ScopedClosure;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{Method, Request, Response, SqlStorage, SqlStorageValue};
+use worker::worker_sys::SqlStorage;
+use worker::{Method, Request, Response, ResponseBuilder};
 
 use super::protocol::{ErrorBody, ErrorReply, Released, ShardBody, Success};
-use super::worker_error_message;
+use super::{js_error_message, worker_error_message};
 use crate::backend::claims::{apply, ClaimTable};
 use crate::backend::{ClaimRequest, Holder, Release, Target};
 use crate::error::Error;
@@ -29,15 +30,16 @@ const ROUND_ROBIN: &str = "round-robin";
 
 pub use object::ShardCoordinator;
 
-// `#[durable_object]` generates the JavaScript glue (constructor, `fetch`,
-// `alarm`, WebSocket handlers) as undocumented public methods; the lint is
-// silenced for them only, the struct itself is documented.
+// `#[durable_object]` generates the JavaScript glue (constructor, `fetch`)
+// as undocumented public methods; the lint is silenced for them only, the
+// struct itself is documented.
 #[allow(missing_docs)]
 mod object {
     use std::cell::Cell;
 
     use wasm_bindgen::JsValue;
-    use worker::{durable_object, DurableObject, Env, Request, Response, SqlStorage, State};
+    use worker::worker_sys::SqlStorage;
+    use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
     /// The coordinator Durable Object (SQLite storage; declare it under
     /// `new_sqlite_classes`).
@@ -78,8 +80,13 @@ mod object {
     /// placement (`no_shards`, `unknown_shard`, `config`); `404 not_found`
     /// for an unknown path; `405 method_not_allowed`; and `500 storage` when
     /// the object's SQLite storage fails (nothing of the request is kept).
-    #[durable_object]
+    //
+    // `fetch` only: the object sets no alarms and takes no WebSockets or
+    // sockets, and each handler exported would link its glue and future.
+    #[durable_object(fetch)]
     pub struct ShardCoordinator {
+        /// The JavaScript `SqlStorage`: `worker::SqlStorage` would decode
+        /// rows through serde-wasm-bindgen, where reading columns is enough.
         pub(super) sql: SqlStorage,
         /// The JavaScript `DurableObjectStorage`, for `transactionSync`.
         pub(super) storage: JsValue,
@@ -88,14 +95,11 @@ mod object {
 
     impl DurableObject for ShardCoordinator {
         fn new(state: State, _env: Env) -> Self {
-            let storage = state
-                .as_raw()
-                .storage()
-                .map(JsValue::from)
-                .unwrap_or(JsValue::UNDEFINED);
+            let storage = state.storage();
+            let storage = storage.as_raw();
             ShardCoordinator {
-                sql: state.storage().sql(),
-                storage,
+                sql: storage.sql(),
+                storage: storage.into(),
                 ready: Cell::new(false),
             }
         }
@@ -104,10 +108,12 @@ mod object {
             // The body first, so that everything after it is synchronous:
             // one await, and a small future.
             let body = req.text().await;
-            match self.route(&req, body) {
-                Ok(response) => Ok(response),
+            // Never `Err`: the glue would render a `worker::Error` with its
+            // cause chain, linking its `Debug` and those of its causes.
+            Ok(match self.route(&req, body) {
+                Ok(response) => response,
                 Err(failure) => failure.into_response(),
-            }
+            })
         }
     }
 }
@@ -148,67 +154,75 @@ impl Failure {
         }
     }
 
-    fn into_response(self) -> worker::Result<Response> {
+    fn into_response(self) -> Response {
         let body = ErrorReply {
             error: ErrorBody {
                 code: self.code,
                 message: self.message,
             },
         };
-        Ok(Response::from_json(&body)?.with_status(self.status))
+        // Building it cannot fail (two strings; a fresh header list), but
+        // if it did the caller would still get a 500.
+        json_response(self.status, serde_json::to_string(&body)).unwrap_or_else(|err| {
+            ResponseBuilder::new()
+                .with_status(500)
+                .fixed(worker_error_message(&err).into_bytes())
+        })
     }
 }
 
 type Answer = std::result::Result<Response, Failure>;
 
-#[derive(Deserialize)]
-struct NameRow {
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct TicketRow {
-    ticket: i64,
-}
-
-#[derive(Deserialize)]
-struct GoneRow {
-    #[allow(dead_code)] // only counted
-    gone: i64,
+/// A JSON response, as `Response::from_json` makes it; not generic, so
+/// that it is compiled once for every body type.
+fn json_response(status: u16, body: serde_json::Result<String>) -> worker::Result<Response> {
+    let body = body.map_err(|e| worker::Error::Json((e.to_string(), 500)))?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_header("content-type", "application/json")?
+        .fixed(body.into_bytes()))
 }
 
 fn json<T: Serialize>(value: &T) -> Answer {
-    Response::from_json(value).map_err(Failure::worker)
+    json_response(200, serde_json::to_string(value)).map_err(Failure::worker)
 }
 
 fn success() -> Answer {
     json(&Success { success: true })
 }
 
-fn now() -> SqlStorageValue {
-    SqlStorageValue::Integer(now_ms() as i64)
+fn now() -> JsValue {
+    JsValue::from_f64(now_ms() as f64)
 }
 
-fn text(value: &str) -> SqlStorageValue {
-    SqlStorageValue::String(value.to_owned())
+fn text(value: &str) -> JsValue {
+    JsValue::from_str(value)
 }
 
-/// Reads and writes one statement, typed rows out.
-fn rows<T: DeserializeOwned>(
-    sql: &SqlStorage,
-    query: &str,
-    params: Vec<SqlStorageValue>,
-) -> crate::Result<Vec<T>> {
-    sql.exec(query, params)
-        .and_then(|cursor| cursor.to_array())
-        .map_err(|e| Error::Coordinator(worker_error_message(&e)))
+/// Reads and writes one statement; its rows, as objects keyed by column name.
+fn rows(sql: &SqlStorage, query: &str, params: &[JsValue]) -> crate::Result<Array> {
+    let bindings: Array = params.iter().collect();
+    sql.exec(query, bindings)
+        .map(|cursor| cursor.to_array())
+        .map_err(|e| Error::Coordinator(js_error_message(&e)))
 }
 
 /// Runs one statement for its effect.
-fn exec(sql: &SqlStorage, query: &str, params: Vec<SqlStorageValue>) -> crate::Result<()> {
-    sql.exec(query, params)
-        .map(drop)
-        .map_err(|e| Error::Coordinator(worker_error_message(&e)))
+fn exec(sql: &SqlStorage, query: &str, params: &[JsValue]) -> crate::Result<()> {
+    rows(sql, query, params).map(drop)
+}
+
+/// The value of `column` in a row object.
+fn column(row: &JsValue, column: &str) -> JsValue {
+    Reflect::get(row, &JsValue::from_str(column)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The text of `column` in a row object; the object's tables hold only
+/// `NOT NULL` text in the columns read this way.
+fn text_column(row: &JsValue, name: &str) -> crate::Result<String> {
+    column(row, name).as_string().ok_or_else(|| {
+        Error::Coordinator(format!("the column `{name}` of a stored row is not text"))
+    })
 }
 
 /// The `claims` table, read and written synchronously inside one transaction.
@@ -216,12 +230,21 @@ struct SqlClaims<'a>(&'a SqlStorage);
 
 impl ClaimTable for SqlClaims<'_> {
     fn holder(&mut self, key: &str) -> crate::Result<Option<Holder>> {
-        let found: Vec<Holder> = rows(
+        let found = rows(
             self.0,
             "SELECT owner, incarnation, nonce, shard FROM claims WHERE key = ?",
-            vec![text(key)],
+            &[text(key)],
         )?;
-        Ok(found.into_iter().next())
+        if found.length() == 0 {
+            return Ok(None);
+        }
+        let row = found.get(0);
+        Ok(Some(Holder {
+            owner: text_column(&row, "owner")?,
+            incarnation: text_column(&row, "incarnation")?,
+            nonce: text_column(&row, "nonce")?,
+            shard: text_column(&row, "shard")?,
+        }))
     }
 
     fn store(&mut self, key: &str, holder: &Holder) -> crate::Result<()> {
@@ -230,7 +253,7 @@ impl ClaimTable for SqlClaims<'_> {
             "INSERT INTO claims (key, owner, incarnation, nonce, shard, created) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, incarnation = excluded.incarnation,
              nonce = excluded.nonce, shard = excluded.shard",
-            vec![
+            &[
                 text(key),
                 text(&holder.owner),
                 text(&holder.incarnation),
@@ -242,15 +265,16 @@ impl ClaimTable for SqlClaims<'_> {
     }
 
     fn ticket(&mut self) -> crate::Result<u64> {
-        let found: Vec<TicketRow> = rows(
+        let found = rows(
             self.0,
             "INSERT INTO counters (name, value) VALUES (?, 1)
              ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value - 1 AS ticket",
-            vec![text(ROUND_ROBIN)],
+            &[text(ROUND_ROBIN)],
         )?;
-        found
-            .first()
-            .map(|r| r.ticket.max(0) as u64)
+        // A count far below 2^53: exact as a JS number.
+        column(&found.get(0), "ticket")
+            .as_f64()
+            .map(|ticket| ticket.max(0.0) as u64)
             .ok_or_else(|| Error::Coordinator("the round-robin counter returned no row".into()))
     }
 }
@@ -260,7 +284,7 @@ impl ShardCoordinator {
         if !self.ready.get() {
             self.atomically(|| {
                 for statement in SCHEMA {
-                    exec(&self.sql, statement, Vec::new()).map_err(Failure::from_error)?;
+                    exec(&self.sql, statement, &[]).map_err(Failure::from_error)?;
                 }
                 Ok(())
             })?;
@@ -382,13 +406,13 @@ impl ShardCoordinator {
     }
 
     fn registered(&self) -> std::result::Result<Vec<String>, Failure> {
-        let names: Vec<NameRow> = rows(
-            &self.sql,
-            "SELECT name FROM shards ORDER BY position",
-            Vec::new(),
-        )
-        .map_err(Failure::from_error)?;
-        Ok(names.into_iter().map(|r| r.name).collect())
+        let rows = rows(&self.sql, "SELECT name FROM shards ORDER BY position", &[])
+            .map_err(Failure::from_error)?;
+        let mut names = Vec::with_capacity(rows.length() as usize);
+        for row in rows.iter() {
+            names.push(text_column(&row, "name").map_err(Failure::from_error)?);
+        }
+        Ok(names)
     }
 
     /// Takes every claim of the request or none (see [`apply`]).
@@ -417,17 +441,17 @@ impl ShardCoordinator {
         let released = self.atomically(|| {
             let mut released = 0;
             for release in &releases {
-                let gone: Vec<GoneRow> = rows(
+                let gone = rows(
                     &self.sql,
                     "DELETE FROM claims WHERE key = ? AND owner = ? AND incarnation = ? RETURNING 1 AS gone",
-                    vec![
+                    &[
                         text(&release.key),
                         text(&release.owner),
                         text(&release.incarnation),
                     ],
                 )
                 .map_err(Failure::from_error)?;
-                released += gone.len() as u64;
+                released += u64::from(gone.length());
             }
             Ok(released)
         })?;
@@ -437,10 +461,11 @@ impl ShardCoordinator {
     fn holders(&self, keys: Vec<String>) -> Answer {
         let holders = self.atomically(|| {
             let mut table = SqlClaims(&self.sql);
-            keys.iter()
-                .map(|key| table.holder(key))
-                .collect::<crate::Result<Vec<_>>>()
-                .map_err(Failure::from_error)
+            let mut holders = Vec::with_capacity(keys.len());
+            for key in &keys {
+                holders.push(table.holder(key).map_err(Failure::from_error)?);
+            }
+            Ok(holders)
         })?;
         json(&holders)
     }
@@ -451,7 +476,7 @@ impl ShardCoordinator {
             exec(
                 &self.sql,
                 "INSERT OR IGNORE INTO shards (name, position, created) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM shards), ?)",
-                vec![text(&body.shard), now()],
+                &[text(&body.shard), now()],
             )
             .map_err(Failure::from_error)
         })?;
@@ -463,7 +488,7 @@ impl ShardCoordinator {
             exec(
                 &self.sql,
                 "DELETE FROM shards WHERE name = ?",
-                vec![text(&body.shard)],
+                &[text(&body.shard)],
             )
             .map_err(Failure::from_error)
         })?;
@@ -473,7 +498,7 @@ impl ShardCoordinator {
     fn flush(&self) -> Answer {
         self.atomically(|| {
             for table in ["claims", "counters", "shards"] {
-                exec(&self.sql, &format!("DELETE FROM {table}"), Vec::new())
+                exec(&self.sql, &format!("DELETE FROM {table}"), &[])
                     .map_err(Failure::from_error)?;
             }
             Ok(())

@@ -195,14 +195,19 @@ impl<M, T> Column<M, T> {
         values: impl IntoIterator<Item = V>,
         negated: bool,
     ) -> Filter<M> {
-        let values: Result<Vec<Value>> = values.into_iter().map(Operand::into_value).collect();
-        self.filter(match values {
-            Ok(values) => Expr::In {
-                column: self.name,
-                values,
-                negated,
-            },
-            Err(err) => Expr::Invalid(err),
+        // A loop rather than collecting into a `Result`: one iterator
+        // adapter less per operand type.
+        let mut converted = Vec::new();
+        for value in values {
+            match value.into_value() {
+                Ok(value) => converted.push(value),
+                Err(err) => return self.filter(Expr::Invalid(err)),
+            }
+        }
+        self.filter(Expr::In {
+            column: self.name,
+            values: converted,
+            negated,
         })
     }
 }

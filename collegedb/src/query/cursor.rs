@@ -64,7 +64,9 @@ fn signature<M>(table: &str, terms: &[Order<M>]) -> String {
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let values: Vec<Json> = self.values.iter().map(to_json).collect();
-        let text = json!([self.ordering, values]).to_string();
+        // `["ordering",[values]]`; through `to_string` rather than a JSON
+        // value's `Display`, which would add a pretty-printing serializer.
+        let text = serde_json::to_string(&(&self.ordering, values)).map_err(|_| fmt::Error)?;
         f.write_str(&URL_SAFE_NO_PAD.encode(text))
     }
 }
@@ -81,14 +83,15 @@ impl FromStr for Cursor {
         let bytes = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| invalid("not base64url"))?;
+        // From text, as every other JSON of the crate: a slice reader
+        // would compile a second JSON deserializer.
+        let json = String::from_utf8(bytes).map_err(|_| invalid("not a cursor's JSON"))?;
         let parsed: (String, Vec<Json>) =
-            serde_json::from_slice(&bytes).map_err(|_| invalid("not a cursor's JSON"))?;
-        let values = parsed
-            .1
-            .iter()
-            .map(from_json)
-            .collect::<Option<Vec<Value>>>()
-            .ok_or_else(|| invalid("a value is malformed"))?;
+            serde_json::from_str(&json).map_err(|_| invalid("not a cursor's JSON"))?;
+        let mut values = Vec::with_capacity(parsed.1.len());
+        for json in &parsed.1 {
+            values.push(from_json(json).ok_or_else(|| invalid("a value is malformed"))?);
+        }
         Ok(Cursor {
             ordering: parsed.0,
             values,

@@ -251,7 +251,11 @@ impl Binder {
                         .all(|v| matches!(v, Value::Null | Value::Integer(_) | Value::Text(_)));
                 if json {
                     let array = serde_json::Value::Array(values.iter().map(json_of).collect());
-                    let param = self.bind(Value::Text(array.to_string()));
+                    // `to_string`, not the value's `Display`: the same
+                    // serializer as every other JSON text of the crate.
+                    let text = serde_json::to_string(&array)
+                        .expect("an array of integers and strings always serializes");
+                    let param = self.bind(Value::Text(text));
                     format!(
                         "{} {not}IN (SELECT value FROM json_each({param}))",
                         col(column)

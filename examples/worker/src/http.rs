@@ -2,21 +2,21 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Request, Response};
+use worker::{Request, Response, ResponseBuilder};
 
 /// A failed request: `status` and `{"error":{"code","message"}}`.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: u16,
-    pub code: String,
+    pub code: &'static str,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
-            code: code.to_owned(),
+            code,
             message: message.into(),
         }
     }
@@ -31,7 +31,7 @@ impl ApiError {
 
     pub fn into_response(self) -> worker::Result<Response> {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        Ok(Response::from_json(&body)?.with_status(self.status))
+        respond(self.status, serde_json::to_string(&body))
     }
 }
 
@@ -62,7 +62,25 @@ pub type ApiResult = Result<Response, ApiError>;
 
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult {
-    Ok(Response::from_json(value)?.with_status(status))
+    Ok(respond(status, serde_json::to_string(value))?)
+}
+
+/// The response of serialized JSON, as `Response::from_json` makes it: only
+/// the serialization is compiled once per body type.
+fn respond(status: u16, body: serde_json::Result<String>) -> worker::Result<Response> {
+    let body =
+        body.map_err(|_| worker::Error::Json(("Failed to encode data to json".into(), 500)))?;
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_header("content-type", "application/json")?
+        .fixed(body.into_bytes()))
+}
+
+/// A JSON value as compact text, as its `Display` writes it, without the
+/// pretty printer that `Display` also carries.
+pub fn to_json(value: &serde_json::Value) -> String {
+    // Writing a JSON value into a string cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// The request body as text.
@@ -105,30 +123,25 @@ pub fn query_pairs(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
             .map(|decoded| decoded.into_owned())
             .map_err(|_| ApiError::bad_request(format!("query parameter `{text}` is not UTF-8")))
     };
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(name)?, decode(value)?))
-        })
-        .collect()
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        pairs.push((decode(name)?, decode(value)?));
+    }
+    Ok(pairs)
 }
 
 /// The path's segments, percent-decoded one by one (so `%2F` stays inside
 /// its segment); empty segments (doubled or trailing slashes) are dropped.
 pub fn segments(path: &str) -> Result<Vec<String>, ApiError> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(|segment| {
-            percent_encoding::percent_decode_str(segment)
-                .decode_utf8()
-                .map(|decoded| decoded.into_owned())
-                .map_err(|_| {
-                    ApiError::bad_request(format!("path segment `{segment}` is not UTF-8"))
-                })
-        })
-        .collect()
+    let mut segments = Vec::new();
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let decoded = percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .map_err(|_| ApiError::bad_request(format!("path segment `{segment}` is not UTF-8")))?;
+        segments.push(decoded.into_owned());
+    }
+    Ok(segments)
 }
 
 /// An id too large for any key type; ids that fit an `i64` but not D1
@@ -171,8 +184,8 @@ pub fn json_integer_id(raw: &str) -> Result<i64, ApiError> {
     let is_number = text
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    match text.parse::<f64>() {
-        Ok(n) if is_number && n.is_finite() && n.fract() == 0.0 => {
+    match collegedb::cloudflare::parse_f64(text) {
+        Some(n) if is_number && n.is_finite() && n.fract() == 0.0 => {
             // From 2^53 on an f64 may not be the number written: refuse, never round.
             if n.abs() < collegedb::cloudflare::JS_MAX_EXACT_INTEGER as f64 {
                 Ok(n as i64)

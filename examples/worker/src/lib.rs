@@ -88,5 +88,7 @@ pub(crate) static POSTS: LazyLock<Options> =
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    routes::handle(req, env).await
+    // Never `Err`: the glue turns an `Err` into a `Box<dyn Error>`, which
+    // links the `Debug` of `worker::Error` (and std's I/O error kinds).
+    Ok(routes::handle(req, env).await)
 }

@@ -117,11 +117,11 @@ fn filter(p: &mut Params) -> Result<Filter<Article>, ApiError> {
         f = f.and(Article::ID.eq(id));
     }
     if let Some(ids) = p.take("ids") {
-        let ids = ids
-            .split(',')
-            .map(http::integer_id)
-            .collect::<Result<Vec<_>, _>>()?;
-        f = f.and(Article::ID.is_in(ids));
+        let mut parsed = Vec::new();
+        for id in ids.split(',') {
+            parsed.push(http::integer_id(id)?);
+        }
+        f = f.and(Article::ID.is_in(parsed));
     }
     if let Some(slug) = p.take("slug") {
         f = f.and(Article::SLUG.eq(slug.as_str()));
@@ -160,29 +160,28 @@ fn ordering(p: &mut Params) -> Result<Vec<Order<Article>>, ApiError> {
     let Some(order) = p.take("order") else {
         return Ok(Vec::new());
     };
-    order
-        .split(',')
-        .map(|term| {
-            let bad = || {
-                ApiError::bad_request(format!(
-                    "order term `{term}`: expected <column>_asc or <column>_desc over id, slug, author, title, likes"
-                ))
-            };
-            let (column, descending) = match term.rsplit_once('_') {
-                Some((column, "asc")) => (column, false),
-                Some((column, "desc")) => (column, true),
-                _ => return Err(bad()),
-            };
-            Ok(match column {
-                "id" => direction(Article::ID, descending),
-                "slug" => direction(Article::SLUG, descending),
-                "author" => direction(Article::AUTHOR, descending),
-                "title" => direction(Article::TITLE, descending),
-                "likes" => direction(Article::LIKES, descending),
-                _ => return Err(bad()),
-            })
-        })
-        .collect()
+    let mut terms = Vec::new();
+    for term in order.split(',') {
+        let bad = || {
+            ApiError::bad_request(format!(
+                "order term `{term}`: expected <column>_asc or <column>_desc over id, slug, author, title, likes"
+            ))
+        };
+        let (column, descending) = match term.rsplit_once('_') {
+            Some((column, "asc")) => (column, false),
+            Some((column, "desc")) => (column, true),
+            _ => return Err(bad()),
+        };
+        terms.push(match column {
+            "id" => direction(Article::ID, descending),
+            "slug" => direction(Article::SLUG, descending),
+            "author" => direction(Article::AUTHOR, descending),
+            "title" => direction(Article::TITLE, descending),
+            "likes" => direction(Article::LIKES, descending),
+            _ => return Err(bad()),
+        });
+    }
+    Ok(terms)
 }
 
 /// Filters, ordering, limit, offset and cursor.
@@ -232,7 +231,8 @@ fn value_of(json: &Json) -> Result<Value, ApiError> {
         Json::String(s) => Value::Text(s.clone()),
         other => {
             return Err(ApiError::bad_request(format!(
-                "a parameter must be a JSON scalar, not {other}"
+                "a parameter must be a JSON scalar, not {}",
+                http::to_json(other)
             )))
         }
     })
@@ -318,9 +318,8 @@ async fn stats(db: &Db, mut p: Params) -> ApiResult {
         keep(sum(Article::LIKES).ge(n));
     }
     if let Some(a) = p.take("max_avg") {
-        let a: f64 = a
-            .parse()
-            .map_err(|_| ApiError::bad_request("`max_avg` must be a number"))?;
+        let a = collegedb::cloudflare::parse_f64(&a)
+            .ok_or_else(|| ApiError::bad_request("`max_avg` must be a number"))?;
         keep(avg(Article::LIKES).le(Value::Real(a)));
     }
     p.done()?;
@@ -368,13 +367,13 @@ async fn stats(db: &Db, mut p: Params) -> ApiResult {
     let out: Vec<Json> = rows
         .into_iter()
         .map(|row| {
-            let fields = names.iter().chain(AGGREGATES.iter());
-            Json::Object(
-                fields
-                    .zip(row)
-                    .map(|(name, value)| ((*name).to_owned(), json_of(value)))
-                    .collect::<Map<_, _>>(),
-            )
+            // Inserted one by one: collecting into a map sorts the pairs
+            // first, which would compile a stable sort for this map alone.
+            let mut object = Map::new();
+            for (name, value) in names.iter().chain(AGGREGATES.iter()).zip(row) {
+                object.insert((*name).to_owned(), json_of(value));
+            }
+            Json::Object(object)
         })
         .collect();
     reply(200, &out)
@@ -402,11 +401,10 @@ fn unknown_op(op: &str, allowed: &str) -> ApiError {
 /// `POST /admin/sql/...` (`rest` is the path after `sql`); the caller checked the token.
 pub async fn raw(req: &mut Request, db: &Db, rest: &[&str]) -> ApiResult {
     let raw: Raw = http::body(req).await?;
-    let params = raw
-        .params
-        .iter()
-        .map(value_of)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut params = Vec::with_capacity(raw.params.len());
+    for param in &raw.params {
+        params.push(value_of(param)?);
+    }
     match rest {
         ["articles", "by-slug", slug] => {
             on_one(db.raw_for_key(Article::SLUG, *slug).await?, &raw, &params).await

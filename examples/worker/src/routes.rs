@@ -65,7 +65,7 @@ use collegedb::cloudflare::{
 };
 use collegedb::{Database, Value};
 use serde_json::json;
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Method, Request, Response, ResponseBuilder};
 
 use crate::admin::{require_admin, require_development};
 use crate::calls::Calls;
@@ -82,15 +82,27 @@ const CALLS_HEADER: &str = "x-collegedb-calls";
 
 /// Answers one request; failures become their JSON error response. Every
 /// response carries the calls header.
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+pub async fn handle(req: Request, env: Env) -> Response {
     let calls = Calls::default();
-    let mut response = match calls.count(route(req, &env)).await {
-        Ok(response) => response,
-        Err(err) => err.into_response()?,
+    let response = match calls.count(route(req, &env)).await {
+        Ok(response) => Ok(response),
+        Err(err) => err.into_response(),
     };
-    // Best effort: a response whose headers are immutable keeps them.
-    let _ = response.headers_mut().set(CALLS_HEADER, &calls.header());
-    Ok(response)
+    match response {
+        Ok(mut response) => {
+            // Best effort: a response whose headers are immutable keeps them.
+            let _ = response.headers_mut().set(CALLS_HEADER, &calls.header());
+            response
+        }
+        // The error response could not be built: what `#[event(fetch)]`
+        // answers for an `Err`.
+        Err(err) => {
+            worker::console_error!("{err}");
+            ResponseBuilder::new()
+                .with_status(500)
+                .fixed(b"INTERNAL SERVER ERROR".to_vec())
+        }
+    }
 }
 
 /// The request's per-request view of the databases.
@@ -283,16 +295,18 @@ async fn setup(handles: &Handles<'_>) -> ApiResult {
     let coordinator =
         DurableCoordinator::from_env(handles.env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
     for shard in SHARDS {
-        let body = json!({ "shard": shard }).to_string();
-        let mut response = coordinator
+        let body = http::to_json(&json!({ "shard": shard }));
+        let answer = coordinator
             .fetch(Method::Post, "/shards", Some(&body))
             .await?;
-        if !(200..300).contains(&response.status_code()) {
-            let text = response.text().await.unwrap_or_default();
+        if !(200..300).contains(&answer.status) {
             return Err(ApiError::new(
                 500,
                 "coordinator",
-                format!("registering {shard} with the coordinator failed: {text}"),
+                format!(
+                    "registering {shard} with the coordinator failed: {}",
+                    answer.body
+                ),
             ));
         }
     }
@@ -331,12 +345,9 @@ async fn forward(mut req: Request, env: &Env, path: &str) -> ApiResult {
         _ => Some(http::body_text(&mut req).await?),
     };
     let coordinator = DurableCoordinator::from_env(env, COORDINATOR, DEFAULT_COORDINATOR_NAME)?;
-    let mut answer = coordinator.fetch(method, &target, body.as_deref()).await?;
-    let status = answer.status_code();
-    let content_type = answer.headers().get("content-type").ok().flatten();
-    let text = answer.text().await?;
-    let mut response = Response::ok(text)?.with_status(status);
-    if let Some(content_type) = content_type {
+    let answer = coordinator.fetch(method, &target, body.as_deref()).await?;
+    let mut response = Response::ok(answer.body)?.with_status(answer.status);
+    if let Some(content_type) = answer.content_type {
         response.headers_mut().set("content-type", &content_type)?;
     }
     Ok(response)
