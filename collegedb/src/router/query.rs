@@ -108,6 +108,21 @@ impl<B: Backend> Router<B> {
             .await
     }
 
+    /// The shards `table`'s filter can reach, and each one's answer to `statement`.
+    async fn on_targets(
+        &self,
+        table: &Table<'_>,
+        statement: &Statement,
+    ) -> Result<(Targets, Vec<(usize, Result<Vec<Vec<Value>>>)>)> {
+        let targets = self.targets(table.schema, table.filter).await?;
+        let answers = self
+            .each_shard(&targets.shards, |shard| async move {
+                self.query(shard, statement).await
+            })
+            .await;
+        Ok((targets, answers))
+    }
+
     /// Every shard's result, or [`Error::ShardsFailed`] naming each shard that failed.
     pub(crate) fn all_or_failed<T>(&self, results: Vec<(usize, Result<T>)>) -> Result<Vec<T>> {
         let (values, failures) = self.split(results);
@@ -471,13 +486,7 @@ impl<B: Backend> Router<B> {
                 &all,
                 self.epoch(),
             ))?;
-            let targets = self.targets(table.schema, table.filter).await?;
-            let answers = self
-                .each_shard(&targets.shards, |shard| {
-                    let statement = &statement;
-                    async move { self.query(shard, statement).await }
-                })
-                .await;
+            let (targets, answers) = self.on_targets(table, &statement).await?;
             let (answers, failures) = self.split(answers);
             if !failures.is_empty() && !partial {
                 return Err(Error::ShardsFailed { failures });
@@ -565,18 +574,7 @@ impl<B: Backend> Router<B> {
             self.epoch(),
         )))?;
         let span = self.span("explain", table.schema.table, None);
-        let (targets, answers) = async {
-            let targets = self.targets(table.schema, table.filter).await?;
-            let answers = self
-                .each_shard(&targets.shards, |shard| {
-                    let statement = &statement;
-                    async move { self.query(shard, statement).await }
-                })
-                .await;
-            Ok::<_, Error>((targets, answers))
-        }
-        .traced(span)
-        .await?;
+        let (targets, answers) = self.on_targets(table, &statement).traced(span).await?;
         let plans = self.all_or_failed(answers)?;
         Ok(targets
             .shards

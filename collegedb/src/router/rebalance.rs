@@ -122,7 +122,12 @@ impl<B: Backend> Router<B> {
         // 2. Copy it home, with its incarnation, unless a row or a tombstone is there.
         let mut copy = vec![fence(), sql::insert_copy(schema, &row)];
         if let Some(incarnation) = &probe.incarnation {
-            copy.push(copy_incarnation(schema, &key.value, incarnation));
+            copy.push(sql::copy_incarnation(
+                schema,
+                &key.value,
+                incarnation,
+                now_ms(),
+            ));
         }
         self.batch(home, &copy).await?;
         // 3. Remove the source copy.
@@ -145,23 +150,4 @@ impl<B: Backend> Router<B> {
         self.directory.publish(&records).await;
         Ok(true)
     }
-}
-
-/// The incarnation mark of a copied row, if the copy is there and has none.
-fn copy_incarnation(schema: &'static Schema, key: &Value, incarnation: &str) -> Statement {
-    let table = format!("\"{}\"", schema.table);
-    let pk = format!("\"{}\"", schema.primary_key_column());
-    Statement::new(
-        format!(
-            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
-             SELECT ?1, ?2, 'inc', ?3, ?4 WHERE EXISTS (SELECT 1 FROM {table} WHERE {pk} = ?2) \
-             AND NOT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = ?1 AND pk = ?2 AND kind = 'inc')"
-        ),
-        vec![
-            Value::Text(schema.table.to_owned()),
-            key.clone(),
-            Value::Text(incarnation.to_owned()),
-            Value::Integer(now_ms() as i64),
-        ],
-    )
 }

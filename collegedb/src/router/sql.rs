@@ -51,6 +51,7 @@ enum Shape {
     DropMarks,
     Incarnation,
     ClearMark(&'static str),
+    CopyIncarnation,
 }
 
 /// The text of `shape` for the model `owner`, built by `build` on first use.
@@ -519,5 +520,33 @@ pub(crate) fn unsettled(table: &str, epoch: usize) -> Statement {
     Statement::new(
         "SELECT COALESCE((SELECT epoch FROM _collegedb_settled WHERE tbl = ?1), 0) < ?2",
         vec![Value::Text(table.to_owned()), Value::Integer(epoch as i64)],
+    )
+}
+
+/// The incarnation mark of a row copied home by a rebalance, if the copy is
+/// there and has none. Parameters: `?1` key, `?2` incarnation, `?3` time.
+pub(crate) fn copy_incarnation(
+    schema: &'static Schema,
+    key: &Value,
+    incarnation: &str,
+    now: u64,
+) -> Statement {
+    let sql = memo_for(schema, Shape::CopyIncarnation, || {
+        format!(
+            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
+             SELECT {table}, ?1, 'inc', ?2, ?3 WHERE EXISTS (SELECT 1 FROM {} WHERE {} = ?1) \
+             AND NOT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = {table} AND pk = ?1 AND kind = 'inc')",
+            quoted(schema.table),
+            quoted(schema.primary_key_column()),
+            table = literal(schema.table),
+        )
+    });
+    Statement::new(
+        sql,
+        vec![
+            key.clone(),
+            Value::Text(incarnation.to_owned()),
+            Value::Integer(now as i64),
+        ],
     )
 }
