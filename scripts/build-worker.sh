@@ -5,6 +5,7 @@
 #
 #   scripts/build-worker.sh            # build if any input changed since the last build
 #   FORCE=1 scripts/build-worker.sh    # build unconditionally
+#   WORKER_CRATE=examples/worker-minimal scripts/build-worker.sh   # another Worker crate
 #
 # Used by test.sh, by the e2e suites (tests/e2e/harness.rs) and as the `[build] command` of the
 # root wrangler.toml (so `wrangler dev` / `wrangler deploy` build it too).
@@ -40,7 +41,7 @@ registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
 remap="--remap-path-prefix=$root=. --remap-path-prefix=$registry="
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }$remap"
 
-crate_dir="examples/worker"
+crate_dir="${WORKER_CRATE:-examples/worker}"
 out_dir="$crate_dir/build"
 [ -f "$crate_dir/Cargo.toml" ] || { echo "build-worker: $crate_dir/Cargo.toml not found" >&2; exit 1; }
 
@@ -56,7 +57,7 @@ done
 # lockfile, the toolchain and the tool versions.
 inputs_digest() {
   {
-    find "$crate_dir" collegedb collegedb-derive \
+    find "$crate_dir" collegedb collegedb-derive examples/models \
       \( -path "$out_dir" -o -name target -o -name build \) -prune -o \
       -type f \( -name '*.rs' -o -name 'Cargo.toml' -o -name '*.sql' -o -name '*.js' -o -name '*.mjs' \) \
       -print 2>/dev/null | LC_ALL=C sort | while IFS= read -r f; do

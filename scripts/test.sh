@@ -10,7 +10,8 @@
 #      remote calls per operation), e2e_admin (administrative routes and
 #      their token), e2e_concurrency (racing inserts; updates during a
 #      rebalance), e2e_query (queries across shards: filters, pages,
-#      aggregates, raw SQL).
+#      aggregates, raw SQL), and e2e_minimal (the minimal Worker,
+#      examples/worker-minimal, which that suite builds itself).
 #
 # Works from any directory, without stdin, with CI=true.
 # Knobs: SKIP_E2E=1 (steps 1, 3 and 4 skipped), SKIP_NATIVE=1 (step 2 skipped).
@@ -44,10 +45,12 @@ if [ "${SKIP_E2E:-0}" != 1 ]; then
   bash scripts/build-worker.sh
   echo "worker build: $(elapsed "$t")" >&2
 
-  step "end-to-end tests under workerd (e2e_workerd, e2e_admin, e2e_concurrency, e2e_query)"
+  step "end-to-end tests under workerd (e2e_workerd, e2e_admin, e2e_concurrency, e2e_query, e2e_minimal)"
   t=$(date +%s)
   E2E_SKIP_BUILD=1 cargo test --test e2e_workerd --test e2e_admin --test e2e_concurrency \
     --test e2e_query -- --include-ignored --nocapture
+  # Builds the minimal Worker first (E2E_SKIP_BUILD would skip that too).
+  cargo test --test e2e_minimal -- --include-ignored --nocapture
   echo "e2e: $(elapsed "$t")" >&2
 fi
 

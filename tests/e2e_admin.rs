@@ -316,7 +316,7 @@ fn administrative_routes_need_the_token() {
             "with-secret",
             &Setup {
                 admin_token: Some(token.clone()),
-                development: false,
+                ..Setup::default()
             },
         );
         runner.state = Suite {

