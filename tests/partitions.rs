@@ -117,3 +117,53 @@ fn a_refusal_in_one_partition_gives_back_what_the_others_granted() {
         }
     });
 }
+
+/// A retried write whose placement is held asks the placement's partition
+/// first, whatever the partition order: its held shard is the answer, and
+/// the other partitions record that shard rather than allocate another.
+#[test]
+fn a_retry_keeps_the_held_placement_in_every_partition() {
+    use collegedb::backend::{
+        AllocationRequest, Claim, ClaimReply, ClaimRequest, StrategyKind, Target,
+    };
+
+    let parts = (0..4)
+        .map(|_| SqliteMappings::in_memory().unwrap())
+        .collect();
+    let coordinator = Partitioned::new(parts);
+    let claim = |key: String, placement: bool| Claim {
+        key,
+        placement,
+        replace: None,
+    };
+    // Pairs of keys spread over the partitions in every order.
+    for i in 0..24 {
+        let request = ClaimRequest {
+            owner: format!("owner-{i}"),
+            incarnation: "1".into(),
+            nonce: format!("attempt-{i}"),
+            target: Target::Allocate(AllocationRequest {
+                strategy: StrategyKind::RoundRobin,
+                candidates: vec!["s0".into(), "s1".into(), "s2".into()],
+                proposed: None,
+            }),
+            claims: vec![
+                claim(format!("alias-{i}"), false),
+                claim(format!("placement-{i}"), true),
+            ],
+        };
+        let mut shards = Vec::new();
+        for _attempt in 0..2 {
+            let ClaimReply::Granted { shard, .. } = block_on(coordinator.claim(&request)).unwrap()
+            else {
+                panic!("a write's own claims are granted again")
+            };
+            shards.push(shard);
+        }
+        assert_eq!(shards[0], shards[1], "pair {i}: the retry moved the row");
+        let keys: Vec<String> = request.claims.iter().map(|c| c.key.clone()).collect();
+        for holder in block_on(coordinator.holders(&keys)).unwrap() {
+            assert_eq!(holder.unwrap().shard, shards[0], "pair {i}");
+        }
+    }
+}

@@ -50,15 +50,16 @@ impl<C: Coordinator> Partitioned<C> {
 
     /// The positions of `keys` grouped by partition, in partition order.
     fn groups<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Vec<(usize, Vec<usize>)> {
+        // Kept in order as they are built: a sort would link a sort
+        // implementation into every Worker for a handful of entries.
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (position, key) in keys.enumerate() {
             let part = self.part_of(key);
-            match groups.iter_mut().find(|(p, _)| *p == part) {
-                Some((_, positions)) => positions.push(position),
-                None => groups.push((part, vec![position])),
+            match groups.binary_search_by_key(&part, |(p, _)| *p) {
+                Ok(found) => groups[found].1.push(position),
+                Err(at) => groups.insert(at, (part, vec![position])),
             }
         }
-        groups.sort_by_key(|(part, _)| *part);
         groups
     }
 }
@@ -69,9 +70,14 @@ impl<C: Coordinator> Coordinator for Partitioned<C> {
         if let [(part, _)] = groups.as_slice() {
             return self.parts[*part].claim(request).await;
         }
-        // The placement's partition first: its answer is the shard of the rest.
-        groups
-            .sort_by_key(|(_, positions)| !positions.iter().any(|&i| request.claims[i].placement));
+        // The placement's partition first: its answer is the shard of the
+        // rest, which stay in partition order.
+        let placement = groups
+            .iter()
+            .position(|(_, positions)| positions.iter().any(|&i| request.claims[i].placement));
+        if let Some(placement) = placement {
+            groups[..=placement].rotate_right(1);
+        }
         let mut target = request.target.clone();
         let mut fresh = vec![false; request.claims.len()];
         let mut granted: Vec<(usize, Vec<usize>)> = Vec::new();
