@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -43,15 +43,44 @@ impl KeyCodec {
         value: &Value,
         max_len: usize,
     ) -> Result<String> {
-        let text = match value {
-            Value::Text(t) => Cow::Borrowed(t.as_str()),
-            other => Cow::Owned(other.key_text()),
-        };
         let key = if self.hashed {
-            hashed_key(table, column, &text)
+            Self::hashed(
+                table,
+                &digest_hex([table, "/", column, "/", &key_text(value)]),
+            )
         } else {
-            [table, "/", column, "/", &text].concat()
+            Self::plain(table, column, value)
         };
+        Self::check(table, column, key, max_len)
+    }
+
+    /// The plain key of `value` in `table.column`, whatever the codec:
+    /// `{table}/{column}/{value}`.
+    pub fn plain(table: &str, column: &str, value: &Value) -> String {
+        [table, "/", column, "/", &key_text(value)].concat()
+    }
+
+    /// The digest of a [`KeyCodec::plain`] key, as a hashed key spells it.
+    pub fn digest(plain: &str) -> Digest {
+        digest_hex([plain])
+    }
+
+    /// The hashed key of `table` with `digest` (unchecked).
+    pub fn hashed(table: &str, digest: &Digest) -> String {
+        let mut key = String::with_capacity(table.len() + 1 + digest.len());
+        key.push_str(table);
+        key.push('/');
+        key.push_str(std::str::from_utf8(digest).expect("hex digits are ASCII"));
+        key
+    }
+
+    /// `key`, if the store takes keys that long.
+    pub fn check(
+        table: &'static str,
+        column: &'static str,
+        key: String,
+        max_len: usize,
+    ) -> Result<String> {
         if key.len() > max_len {
             return Err(Error::KeyTooLong {
                 table,
@@ -64,27 +93,30 @@ impl KeyCodec {
     }
 }
 
-/// `{table}/{hex(sha256("{table}/{column}/{text}"))}`, the plain key fed to
-/// the hasher piece by piece: a read builds no intermediate string.
-fn hashed_key(table: &str, column: &str, text: &str) -> String {
+fn key_text(value: &Value) -> Cow<'_, str> {
+    match value {
+        Value::Text(t) => Cow::Borrowed(t.as_str()),
+        other => Cow::Owned(other.key_text()),
+    }
+}
+
+/// The lowercase hex SHA-256 of a plain key: what a hashed key holds after its table.
+pub(crate) type Digest = [u8; 64];
+
+/// [`Digest`] of the plain key fed to the hasher in `pieces`: a read builds
+/// no intermediate string.
+fn digest_hex<'a>(pieces: impl IntoIterator<Item = &'a str>) -> Digest {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::new()
-        .chain_update(table)
-        .chain_update("/")
-        .chain_update(column)
-        .chain_update("/")
-        .chain_update(text)
+    let digest = pieces
+        .into_iter()
+        .fold(Sha256::new(), |hasher, piece| hasher.chain_update(piece))
         .finalize();
     let mut hex = [0u8; 64];
     for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 15)];
     }
-    let mut key = String::with_capacity(table.len() + 1 + hex.len());
-    key.push_str(table);
-    key.push('/');
-    key.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
-    key
+    hex
 }
 
 #[cfg(test)]
@@ -138,6 +170,21 @@ mod tests {
             codec.key("users", "id", &Value::Integer(42), 512).unwrap(),
             "users/8b4fa052cf844ca5fb5eeaade7292c57bf9de2a5091131b478e2fc7839f37fc3"
         );
+    }
+
+    #[test]
+    fn keys_from_plain_keys_are_the_same_keys() {
+        let value = Value::Integer(-42);
+        let plain = KeyCodec::plain("users", "email", &value);
+        assert_eq!(plain, "users/email/-42");
+        assert_eq!(
+            KeyCodec::hashed("users", &KeyCodec::digest(&plain)),
+            KeyCodec::default()
+                .key("users", "email", &value, 512)
+                .unwrap()
+        );
+        let err = KeyCodec::check("users", "email", plain, 10).unwrap_err();
+        assert_eq!(err.code(), "key_too_long");
     }
 
     #[test]

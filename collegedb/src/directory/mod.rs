@@ -106,14 +106,43 @@ impl<B: Backend> Directory<B> {
             .key(table, column, value, self.store.max_key_len())
     }
 
+    /// [`Directory::key`] for a read: a hashed key the process cache
+    /// remembers is not hashed again.
+    pub(crate) fn read_key(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        value: &Value,
+    ) -> Result<String> {
+        if !self.codec.is_hashed() {
+            return self.key(table, column, value);
+        }
+        let plain = KeyCodec::plain(table, column, value);
+        let digest = match self.cache.digest(&plain) {
+            Some(digest) => digest,
+            None => {
+                let digest = KeyCodec::digest(&plain);
+                self.cache.put_digest(plain, digest);
+                digest
+            }
+        };
+        let key = KeyCodec::hashed(table, &digest);
+        KeyCodec::check(table, column, key, self.store.max_key_len())
+    }
+
     /// The cached shard of `key`.
     pub(crate) fn cached(&self, key: &str) -> Option<String> {
         self.cache.get(key)
     }
 
+    /// `read` of the cached shard of `key`, without copying it.
+    pub(crate) fn cached_with<R>(&self, key: &str, read: impl FnOnce(&str) -> R) -> Option<R> {
+        self.cache.get_with(key, read)
+    }
+
     /// Remembers in process that `key` lives on `shard`.
-    pub(crate) fn remember(&self, key: &str, shard: &str) {
-        self.cache.put(key, shard);
+    pub(crate) fn remember(&self, key: String, shard: String) {
+        self.cache.put_owned(key, shard);
     }
 
     /// Drops `key` from the process cache (after it pointed to the wrong shard).
@@ -121,13 +150,14 @@ impl<B: Backend> Directory<B> {
         self.cache.remove(key);
     }
 
-    /// The read path: the mapping store's record of `key`, if it has a readable one.
-    pub(crate) async fn resolve(&self, key: &str) -> Option<MappingRecord> {
+    /// The read path: the shard in the mapping store's record of `key`, if
+    /// it has a readable one.
+    pub(crate) async fn resolve(&self, key: &String) -> Option<String> {
         calls::count(Service::Mappings);
-        match self.store.get_many(&[key.to_owned()]).await {
+        match self.store.get_many(std::slice::from_ref(key)).await {
             Ok(found) => match found.into_iter().next().flatten() {
-                Some(json) => match MappingRecord::parse(key, &json) {
-                    Ok(record) => Some(record),
+                Some(json) => match MappingRecord::shard_of(key, &json) {
+                    Ok(shard) => Some(shard),
                     Err(err) => {
                         tracing::warn!(error = %err, "ignoring a corrupt mapping record");
                         None

@@ -1,5 +1,6 @@
 //! The value stored under a mapping key.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
@@ -39,12 +40,15 @@ impl MappingRecord {
         }
     }
 
-    /// Parses a stored record; `key` names it in the error.
-    pub fn parse(key: &str, json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::CorruptMapping {
-            key: key.to_owned(),
-            message: e.to_string(),
-        })
+    /// The shard of a stored record, which must parse as a whole record;
+    /// `key` names it in the error.
+    pub fn shard_of(key: &str, json: &str) -> Result<String> {
+        serde_json::from_str::<Parsed>(json)
+            .map(|parsed| parsed.shard)
+            .map_err(|e| Error::CorruptMapping {
+                key: key.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// The JSON to store.
@@ -70,6 +74,19 @@ impl MappingRecord {
         }
         .to_json()
     }
+}
+
+/// A stored record as a read checks it: every field of [`MappingRecord`],
+/// the primary key skipped rather than built.
+#[derive(Deserialize)]
+struct Parsed {
+    shard: String,
+    #[serde(default, rename = "pk")]
+    _pk: Option<IgnoredAny>,
+    #[serde(rename = "created")]
+    _created: u64,
+    #[serde(rename = "updated")]
+    _updated: u64,
 }
 
 /// The stored form of a record, borrowed: the one definition of its JSON.
@@ -110,7 +127,8 @@ mod tests {
             json,
             r#"{"shard":"shard-1","pk":7,"created":5,"updated":5}"#
         );
-        assert_eq!(MappingRecord::parse("k", &json).unwrap(), rec);
+        assert_eq!(serde_json::from_str::<MappingRecord>(&json).unwrap(), rec);
+        assert_eq!(MappingRecord::shard_of("k", &json).unwrap(), "shard-1");
     }
 
     #[test]
@@ -133,9 +151,20 @@ mod tests {
 
     #[test]
     fn corrupt_records_are_typed_errors() {
-        assert_eq!(
-            MappingRecord::parse("k", "{oops").unwrap_err().code(),
-            "corrupt_mapping"
-        );
+        for corrupt in [
+            "{oops",
+            r#"{"shard":"s","created":1}"#,
+            r#"{"shard":1,"created":1,"updated":1}"#,
+        ] {
+            assert_eq!(
+                MappingRecord::shard_of("k", corrupt).unwrap_err().code(),
+                "corrupt_mapping"
+            );
+        }
+        let pks = [r#""pk":"a\"b","#, r#""pk":7,"#, r#""pk":null,"#, ""];
+        for pk in pks {
+            let json = format!(r#"{{"shard":"s",{pk}"created":1,"updated":2}}"#);
+            assert_eq!(MappingRecord::shard_of("k", &json).unwrap(), "s");
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! whether the table is unsettled and whether the key was redirected off a
 //! full home (one query); while unsettled, the key's previous homes, then the
 //! home once more (a move copies before it deletes, so this cannot miss a
-//! row). Under other placements: the process cache, the read strategy's
-//! first guess, the mapping store, then the coordinator's claim.
+//! row). Under other placements: the process cache, the read strategy's first
+//! guess, the mapping store, then the coordinator's claim.
 //!
 //! By alias: the process cache, the mapping store, then the coordinator's
 //! claim, whose owner is located by primary key if its row moved.
@@ -167,9 +167,9 @@ impl<B: Backend> Router<B> {
         schema: &'static Schema,
         key: &RoutedKey,
     ) -> Result<Option<Found>> {
-        let pk_key = self
-            .directory
-            .key(schema.table, schema.primary_key_column(), &key.value)?;
+        let pk_key =
+            self.directory
+                .read_key(schema.table, schema.primary_key_column(), &key.value)?;
         let mut tried = vec![false; self.shards.len()];
         let mut try_shard = |index: usize| {
             let first = !tried[index];
@@ -189,10 +189,10 @@ impl<B: Backend> Router<B> {
                 return Ok(Some(found));
             }
         }
-        if let Some(record) = self.directory.resolve(&pk_key).await {
-            if let Some(index) = self.known_shard(&record.shard).filter(|&i| try_shard(i)) {
+        if let Some(shard) = self.directory.resolve(&pk_key).await {
+            if let Some(index) = self.known_shard(&shard).filter(|&i| try_shard(i)) {
                 if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
-                    self.directory.remember(&pk_key, &record.shard);
+                    self.directory.remember(pk_key, shard);
                     return Ok(Some(found));
                 }
             }
@@ -207,7 +207,7 @@ impl<B: Backend> Router<B> {
             let index = self.claimed_shard(&holder.shard)?;
             if try_shard(index) {
                 if let Some(found) = self.probe(schema, index, &key.value).await?.found(index) {
-                    self.directory.remember(&pk_key, &holder.shard);
+                    self.directory.remember(pk_key, holder.shard);
                     return Ok(Some(found));
                 }
             }
@@ -224,7 +224,9 @@ impl<B: Backend> Router<B> {
     ) -> Result<Option<Found>> {
         self.directory
             .require_authority("lookup values are claimed at the coordinator")?;
-        let alias_key = self.directory.key(schema.table, lookup.column, value)?;
+        let alias_key = self
+            .directory
+            .read_key(schema.table, lookup.column, value)?;
         let mut tried = vec![false; self.shards.len()];
 
         if let Some(index) = self.cached_shard(&alias_key) {
@@ -234,11 +236,11 @@ impl<B: Backend> Router<B> {
             }
             self.directory.unlearn(&alias_key);
         }
-        if let Some(record) = self.directory.resolve(&alias_key).await {
-            if let Some(index) = self.known_shard(&record.shard).filter(|&i| !tried[i]) {
+        if let Some(shard) = self.directory.resolve(&alias_key).await {
+            if let Some(index) = self.known_shard(&shard).filter(|&i| !tried[i]) {
                 tried[index] = true;
                 if let Some(found) = self.alias_at(schema, index, lookup, value).await? {
-                    self.directory.remember(&alias_key, &record.shard);
+                    self.directory.remember(alias_key, shard);
                     return Ok(Some(found));
                 }
             }
@@ -256,7 +258,7 @@ impl<B: Backend> Router<B> {
         let index = self.claimed_shard(&holder.shard)?;
         if !tried[index] {
             if let Some(found) = self.alias_at(schema, index, lookup, value).await? {
-                self.directory.remember(&alias_key, &holder.shard);
+                self.directory.remember(alias_key, holder.shard);
                 return Ok(Some(found));
             }
         }
@@ -296,8 +298,9 @@ impl<B: Backend> Router<B> {
 
     /// The cached shard of a mapping key, if this database has that shard.
     fn cached_shard(&self, key: &str) -> Option<usize> {
-        let shard = self.directory.cached(key)?;
-        let index = self.known_shard(&shard);
+        let index = self
+            .directory
+            .cached_with(key, |shard| self.known_shard(shard))?;
         if index.is_none() {
             self.directory.unlearn(key);
         }

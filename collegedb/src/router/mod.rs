@@ -27,6 +27,7 @@ pub use rebalance::Rebalanced;
 use std::collections::HashSet;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use foldhash::fast::FixedState;
 use tracing::Span;
 
 use crate::backend::calls::{self, Service};
@@ -56,8 +57,9 @@ pub(crate) struct Router<B: Backend> {
 /// The `(table, shard)` pairs a handle has seen settled at its epoch. A
 /// table's settled epoch only rises, so what was seen stays true for the
 /// handle's life: its lookups then skip the check and the `moving` marks.
+/// Hashed with foldhash: the keys are the schema's own names, not input.
 #[derive(Debug, Default)]
-pub(crate) struct SettledTables(Mutex<HashSet<(&'static str, usize)>>);
+pub(crate) struct SettledTables(Mutex<HashSet<(&'static str, usize), FixedState>>);
 
 impl SettledTables {
     fn contains(&self, table: &'static str, shard: usize) -> bool {
@@ -68,7 +70,7 @@ impl SettledTables {
         self.lock().insert((table, shard));
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashSet<(&'static str, usize)>> {
+    fn lock(&self) -> MutexGuard<'_, HashSet<(&'static str, usize), FixedState>> {
         // A set of facts that only accrue stays valid after a panic.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -312,10 +314,19 @@ impl<B: Backend> Router<B> {
         lookup: &Lookup,
         value: &Value,
     ) -> Result<Probe> {
-        let settled = self.settled.contains(schema.table, index);
-        let statement = sql::probe_lookup(schema, lookup, value, self.epoch(), settled);
+        if self.settled.contains(schema.table, index) {
+            // Neither the settled check nor the `moving` mark is needed: the
+            // row alone, by the derive's own statement.
+            let statement = Statement::new(lookup.select, vec![value.clone()]);
+            let row = self.query(index, &statement).await?.into_iter().next();
+            return Ok(Probe {
+                row,
+                ..Probe::default()
+            });
+        }
+        let statement = sql::probe_lookup(schema, lookup, value, self.epoch());
         let probe = Probe::first(schema, self.query(index, &statement).await?);
-        if !settled && probe.row.is_some() && !probe.unsettled {
+        if probe.row.is_some() && !probe.unsettled {
             self.settled.insert(schema.table, index);
         }
         Ok(probe)

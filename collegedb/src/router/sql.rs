@@ -26,6 +26,8 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{LazyLock, PoisonError, RwLock};
 
+use foldhash::fast::FixedState;
+
 use crate::backend::Statement;
 use crate::model::{Lookup, Schema};
 use crate::value::Value;
@@ -35,10 +37,7 @@ use crate::value::Value;
 enum Shape {
     Probe,
     Peek,
-    ProbeLookup {
-        column: &'static str,
-        settled: bool,
-    },
+    ProbeLookup(&'static str),
     Count,
     FrozenKeys,
     Keys,
@@ -57,8 +56,9 @@ enum Shape {
 /// The text of `shape` for the model `owner`, built by `build` on first use.
 /// Texts are leaked: there is one per model and shape, for the process.
 fn memo(owner: TypeId, shape: Shape, build: impl FnOnce() -> String) -> &'static str {
-    static TEXTS: LazyLock<RwLock<HashMap<(TypeId, Shape), &'static str>>> =
-        LazyLock::new(Default::default);
+    // Hashed with foldhash: the keys are the models' and shapes' own.
+    type Texts = HashMap<(TypeId, Shape), &'static str, FixedState>;
+    static TEXTS: LazyLock<RwLock<Texts>> = LazyLock::new(Default::default);
     let id = (owner, shape);
     if let Some(text) = TEXTS
         .read()
@@ -282,33 +282,23 @@ fn key_statement(schema: &'static Schema, shape: Shape, key: &Value, epoch: usiz
 
 /// The row whose lookup column equals `?1`, as `[unsettled, NULL, moving,
 /// NULL, columns...]` (the probe's shape, without an incarnation: only reads
-/// use it); no row if there is none. `?2` is the reader's epoch. `settled`:
-/// the reader has seen the table settled at its epoch on this shard, so
-/// neither the check nor the `moving` mark is needed (`?1` only).
+/// use it); no row if there is none. `?2` is the reader's epoch. (A reader
+/// that has seen the table settled on this shard reads the row alone, by
+/// the derive's `Lookup::select`.)
 pub(crate) fn probe_lookup(
     schema: &'static Schema,
     lookup: &Lookup,
     value: &Value,
     epoch: usize,
-    settled: bool,
 ) -> Statement {
-    let shape = Shape::ProbeLookup {
-        column: lookup.column,
-        settled,
-    };
+    let shape = Shape::ProbeLookup(lookup.column);
     let sql = memo_for(schema, shape, || {
         let pk = format!("_row.{}", quoted(schema.primary_key_column()));
-        let (unsettled, moving) = match settled {
-            true => ("0".to_owned(), "0".to_owned()),
-            false => (
-                unsettled_at(schema, 2),
-                format!(
-                    "CASE WHEN {} THEN EXISTS {} ELSE 0 END",
-                    unsettled_at(schema, 2),
-                    mark(schema, "1", "moving", &pk)
-                ),
-            ),
-        };
+        let unsettled = unsettled_at(schema, 2);
+        let moving = format!(
+            "CASE WHEN {unsettled} THEN EXISTS {} ELSE 0 END",
+            mark(schema, "1", "moving", &pk)
+        );
         format!(
             "SELECT {unsettled} AS _collegedb_unsettled, NULL AS _collegedb_redirect, \
              {moving} AS _collegedb_moving, NULL AS _collegedb_life, \
@@ -318,11 +308,7 @@ pub(crate) fn probe_lookup(
             quoted(lookup.column)
         )
     });
-    let mut params = vec![value.clone()];
-    if !settled {
-        params.push(Value::Integer(epoch as i64));
-    }
-    Statement::new(sql, params)
+    Statement::new(sql, vec![value.clone(), Value::Integer(epoch as i64)])
 }
 
 /// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
