@@ -74,18 +74,17 @@ impl<'q> Plan<'q> {
     }
 }
 
-/// Decodes the rows of a page into `R`.
-fn decoded<R: FromRow>(page: Page<Vec<Value>>) -> Result<Page<R>> {
-    Ok(Page {
-        rows: page
-            .rows
-            .into_iter()
-            .map(R::from_row)
-            .collect::<Result<_>>()?,
-        next: page.next,
-        total: page.total,
-        failed: page.failed,
-    })
+/// Where a merge hands each row as it takes it: the typed wrapper decodes
+/// it there, so a long listing is never held twice, as values then as
+/// models.
+type Sink<'s> = &'s mut dyn FnMut(Vec<Value>) -> Result<()>;
+
+/// A page whose rows went to a [`Sink`]: how many, and the rest of it.
+struct Sunk {
+    rows: u64,
+    next: Option<Cursor>,
+    total: Option<u64>,
+    failed: Vec<ShardFailure>,
 }
 
 impl<B: Backend> Router<B> {
@@ -207,16 +206,27 @@ impl<B: Backend> Router<B> {
             return Err(err);
         }
         let table = self.table(M::SCHEMA, &query.filter.expr);
-        decoded(self.page_of(&table, &Plan::of(query)).await?)
+        let mut rows = Vec::new();
+        let mut decode = |row| {
+            rows.push(R::from_row(row)?);
+            Ok(())
+        };
+        let page = self.page_of(&table, &Plan::of(query), &mut decode).await?;
+        Ok(Page {
+            rows,
+            next: page.next,
+            total: page.total,
+            failed: page.failed,
+        })
     }
 
-    /// [`Router::page`], rows undecoded.
-    async fn page_of(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Page<Vec<Value>>> {
+    /// [`Router::page`], each row handed undecoded to `sink`.
+    async fn page_of(&self, table: &Table<'_>, plan: &Plan<'_>, sink: Sink<'_>) -> Result<Sunk> {
         let span = self.span("query", table.schema.table, None);
         async {
             // The rows, then the total: one after the other, so that no
             // more than the fan-out limit of shards are asked at once.
-            let mut page = self.merge_rows(table, plan).await?;
+            let mut page = self.merge_rows(table, plan, sink).await?;
             if plan.total {
                 let (total, failures) = self.counted(table, plan.filter, plan.partial).await?;
                 // With failures tolerated, the total counts what answered,
@@ -256,7 +266,7 @@ impl<B: Backend> Router<B> {
         ))
     }
 
-    async fn merge_rows(&self, table: &Table<'_>, plan: &Plan<'_>) -> Result<Page<Vec<Value>>> {
+    async fn merge_rows(&self, table: &Table<'_>, plan: &Plan<'_>, sink: Sink<'_>) -> Result<Sunk> {
         // Refuse an oversized statement before any shard is asked.
         self.rows_statement(table, plan, plan.after, 1)?;
         // A hash key's home copy is its live one: a query pinning the key
@@ -270,13 +280,13 @@ impl<B: Backend> Router<B> {
                 shards: vec![self.home(&RoutedKey::new(key.clone()))],
                 routed: true,
             };
-            let page = self.merge_on(table, plan, home).await?;
-            if !page.rows.is_empty() {
+            let page = self.merge_on(table, plan, home, sink).await?;
+            if page.rows > 0 {
                 return Ok(page);
             }
         }
         let targets = self.targets(table.schema, table.filter).await?;
-        self.merge_on(table, plan, targets).await
+        self.merge_on(table, plan, targets, sink).await
     }
 
     /// [`Router::merge_rows`] over `targets`.
@@ -285,7 +295,8 @@ impl<B: Backend> Router<B> {
         table: &Table<'_>,
         plan: &Plan<'_>,
         targets: Targets,
-    ) -> Result<Page<Vec<Value>>> {
+        sink: Sink<'_>,
+    ) -> Result<Sunk> {
         let terms = &plan.terms;
         let width = terms.len();
         let wanted = plan.limit.map(|l| plan.offset.saturating_add(l));
@@ -300,11 +311,11 @@ impl<B: Backend> Router<B> {
             })
             .collect();
         let mut failed = Vec::new();
-        let mut out = Vec::new();
         let mut skipped = 0u64;
         let mut taken = 0u64;
         let mut taken_keys: HashSet<KeyOf> = HashSet::new();
-        let mut last: Option<Vec<Value>> = None;
+        // The ordering values of the last row taken: the next page's cursor.
+        let mut last: Vec<Value> = Vec::new();
         loop {
             // Rows skipped by the offset count too: `wanted` is offset + limit.
             let read = skipped + taken;
@@ -384,17 +395,19 @@ impl<B: Backend> Router<B> {
                 continue;
             }
             taken += 1;
-            let values = row.split_off(1 + width);
-            last = Some(row.split_off(1));
-            out.push(values);
+            // The flag and the ordering values leave the front; the rest,
+            // in place, is the row.
+            last.clear();
+            last.extend(row.drain(..=width).skip(1));
+            sink(row)?;
         }
         let more = streams.iter().any(|s| !s.rows.is_empty() || s.more);
-        let next = match (plan.limit, last) {
-            (Some(_), Some(last)) if more => Some(Cursor::new(table.schema.table, terms, last)),
+        let next = match plan.limit {
+            Some(_) if more && taken > 0 => Some(Cursor::new(table.schema.table, terms, last)),
             _ => None,
         };
-        Ok(Page {
-            rows: out,
+        Ok(Sunk {
+            rows: taken,
             next,
             total: None,
             failed,
