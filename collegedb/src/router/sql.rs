@@ -366,23 +366,30 @@ pub(crate) fn incarnation(
     now: u64,
 ) -> Statement {
     let sql = memo_for(schema, Shape::Incarnation, || {
-        format!(
-            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
-             SELECT {}, ?1, 'inc', ?2, ?3 WHERE ?4 OR {}",
-            literal(schema.table),
-            unsettled_at(schema, 5)
-        )
+        insert_inc_mark(schema, &format!("?4 OR {}", unsettled_at(schema, 5)))
     });
-    Statement::new(
-        sql,
-        vec![
-            key.clone(),
-            Value::Text(incarnation.to_owned()),
-            Value::Integer(now as i64),
-            Value::Integer(always.into()),
-            Value::Integer(epoch as i64),
-        ],
+    let mut params = inc_mark_params(key, incarnation, now);
+    params.extend([Value::Integer(always.into()), Value::Integer(epoch as i64)]);
+    Statement::new(sql, params)
+}
+
+/// Inserts the `inc` mark `?2` of the row keyed `?1`, at time `?3`, if
+/// `condition` holds.
+fn insert_inc_mark(schema: &'static Schema, condition: &str) -> String {
+    format!(
+        "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
+         SELECT {}, ?1, 'inc', ?2, ?3 WHERE {condition}",
+        literal(schema.table)
     )
+}
+
+/// The first parameters of [`insert_inc_mark`].
+fn inc_mark_params(key: &Value, incarnation: &str, now: u64) -> Vec<Value> {
+    vec![
+        key.clone(),
+        Value::Text(incarnation.to_owned()),
+        Value::Integer(now as i64),
+    ]
 }
 
 /// A copy's insert: only if no row and no tombstone is there.
@@ -518,21 +525,13 @@ pub(crate) fn copy_incarnation(
     now: u64,
 ) -> Statement {
     let sql = memo_for(schema, Shape::CopyIncarnation, || {
-        format!(
-            "INSERT OR IGNORE INTO _collegedb_marks (tbl, pk, kind, extra, created) \
-             SELECT {table}, ?1, 'inc', ?2, ?3 WHERE EXISTS (SELECT 1 FROM {} WHERE {} = ?1) \
-             AND NOT EXISTS (SELECT 1 FROM _collegedb_marks WHERE tbl = {table} AND pk = ?1 AND kind = 'inc')",
+        let condition = format!(
+            "EXISTS (SELECT 1 FROM {} WHERE {} = ?1) AND NOT EXISTS {}",
             quoted(schema.table),
             quoted(schema.primary_key_column()),
-            table = literal(schema.table),
-        )
+            mark(schema, "1", "inc", "?1"),
+        );
+        insert_inc_mark(schema, &condition)
     });
-    Statement::new(
-        sql,
-        vec![
-            key.clone(),
-            Value::Text(incarnation.to_owned()),
-            Value::Integer(now as i64),
-        ],
-    )
+    Statement::new(sql, inc_mark_params(key, incarnation, now))
 }
