@@ -12,6 +12,11 @@
 //! - `list` and `count` read 4 shards of 100,000 rows each; the raw side
 //!   reads the same four files, sorted by key into one `Vec`. Peak memory is
 //!   the most heap in use at once during the call, from a counting allocator.
+//! - Pages written per insert: the WAL frames each side appends to its files
+//!   (ours: the shard and the mapping file). Unlike times, they do not depend
+//!   on the machine, and they set how often each file pays a checkpoint (one
+//!   per 1,000 frames by default), whose `fsync`s dominate an insert's time
+//!   on a slow disk.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -42,7 +47,7 @@ const LIST_ROUNDS: usize = 3;
 const BULK_ROWS: usize = 100_000;
 
 fn main() {
-    // `EMBEDDED_BENCH=point` (or `list`, `bulk`, comma-separated) runs only those groups.
+    // `EMBEDDED_BENCH=point` (or `list`, `bulk`, `pages`, comma-separated) runs only those groups.
     let only = std::env::var("EMBEDDED_BENCH").ok();
     let wanted = |group: &str| {
         only.as_deref()
@@ -59,6 +64,9 @@ fn main() {
         bulk_inserts(&mut report);
     }
     report.print();
+    if wanted("pages") {
+        pages_per_insert();
+    }
 }
 
 // ---- point operations -------------------------------------------------------
@@ -281,6 +289,98 @@ fn bulk_inserts(report: &mut Report) {
     });
 }
 
+// ---- pages written per insert ---------------------------------------------------
+
+/// Inserts per count: few enough that no file reaches the automatic
+/// checkpoint (1,000 frames), which would restart its WAL mid-count.
+const PAGE_ROWS: usize = 100;
+
+fn pages_per_insert() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (db, raw) = open_one_shard(dir.path());
+    let shard = Wal::open(&dir.path().join("shard-0.sqlite"));
+    let mappings = Wal::open(&dir.path().join("mappings.sqlite"));
+    let ours_note = |i: usize| block_on(note(i, "p").insert(&db)).expect("insert");
+    let ours_user = |i: usize| block_on(user(i, "p").insert(&db)).expect("insert");
+    let raw_note = |i: usize| {
+        let n = note(i, "rp");
+        raw.execute(RAW_INSERT_NOTE, params![n.id, n.author, n.body, n.stars])
+            .expect("raw insert");
+    };
+    let raw_user = |i: usize| {
+        let u = user(i, "rp");
+        raw.execute(
+            RAW_INSERT_USER,
+            params![u.id, u.email, u.username, u.name, u.age],
+        )
+        .expect("raw insert");
+    };
+    // One row each first (an index the counts do not use), so that no count
+    // includes a table's first write.
+    for insert in [&ours_note, &ours_user, &raw_note, &raw_user] as [&dyn Fn(usize); 4] {
+        insert(PAGE_ROWS);
+    }
+
+    println!("\nWAL frames (pages) written per insert, {PAGE_ROWS} inserts on one shard\n");
+    println!("| insert | collegedb: shard + mapping file | rusqlite | ratio |");
+    println!("|---|---:|---:|---:|");
+    let row = |name: &str, ours: &dyn Fn(usize), theirs: &dyn Fn(usize)| {
+        shard.restart();
+        mappings.restart();
+        (0..PAGE_ROWS).for_each(ours);
+        let (s, m) = (shard.frames(), mappings.frames());
+        shard.restart();
+        (0..PAGE_ROWS).for_each(theirs);
+        let r = shard.frames();
+        let per = |frames: u64| frames as f64 / PAGE_ROWS as f64;
+        println!(
+            "| {name} | {:.2} + {:.2} | {:.2} | {:.2}× |",
+            per(s),
+            per(m),
+            per(r),
+            (s + m) as f64 / r as f64
+        );
+    };
+    row("no lookups", &ours_note, &raw_note);
+    row("two lookups", &ours_user, &raw_user);
+}
+
+/// A connection of its own to one file, for reading and restarting its WAL.
+struct Wal(Connection);
+
+impl Wal {
+    fn open(path: &Path) -> Wal {
+        Wal(Connection::open(path).expect("open"))
+    }
+
+    /// Copies the WAL into the file and truncates it: the next write starts
+    /// at frame 1. Every other connection is idle between operations.
+    fn restart(&self) {
+        let busy: i64 = self
+            .0
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .expect("checkpoint");
+        assert_eq!(
+            busy, 0,
+            "another connection held the file during the checkpoint"
+        );
+    }
+
+    /// The frames in the WAL now (a passive checkpoint reports them and
+    /// leaves them in place).
+    fn frames(&self) -> u64 {
+        let frames: i64 = self
+            .0
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("checkpoint");
+        assert!(
+            (0..1_000).contains(&frames),
+            "{frames} frames: an automatic checkpoint restarted the WAL mid-count"
+        );
+        frames as u64
+    }
+}
+
 // ---- measuring and reporting --------------------------------------------------
 
 #[derive(Clone, Copy, PartialEq)]
@@ -340,6 +440,9 @@ impl Report {
     }
 
     fn print(&self) {
+        if self.rows.is_empty() {
+            return;
+        }
         println!("CollegeDB (embedded) against raw rusqlite on the same files; medians of alternating rounds\n");
         println!("| operation | collegedb | rusqlite | ratio |");
         println!("|---|---:|---:|---:|");
