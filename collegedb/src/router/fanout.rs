@@ -59,18 +59,23 @@ impl<B: Backend> Router<B> {
     }
 
     /// The number of rows, each counted once: a frozen copy whose live
-    /// copy is already home is not counted.
+    /// copy is already home is not counted. The shards are read at once;
+    /// while any of them says rows may be moving, again one at a time (see
+    /// [`Router::each_shard_last_first`]).
     pub(crate) async fn count(&self, schema: &'static Schema) -> Result<u64> {
         let span = self.span("count", schema.table, None);
         async {
-            let counts = self.counts(schema).await?;
-            let mut total: u64 = counts.iter().map(|(rows, _)| rows).sum();
-            for (shard, (_, frozen)) in counts.iter().enumerate() {
-                if *frozen == 0 {
-                    continue;
-                }
-                for key in self.query(shard, &sql::frozen_keys(schema)).await? {
-                    let key = RoutedKey::new(key.into_iter().next().unwrap_or(Value::Null));
+            let statement = sql::count(schema, self.epoch());
+            let all: Vec<usize> = (0..self.shards.len()).collect();
+            let answers = self.each_shard(&all, |i| self.query(i, &statement)).await;
+            let mut counts = self.shard_counts(answers)?;
+            if counts.iter().any(|c| c.unsettled || !c.frozen.is_empty()) {
+                counts = self.shard_counts(self.each_shard_last_first(&all, &statement).await)?;
+            }
+            let mut total: u64 = counts.iter().map(|c| c.rows).sum();
+            for (shard, count) in counts.into_iter().enumerate() {
+                for key in count.frozen {
+                    let key = RoutedKey::new(key);
                     let home = self.home(&key);
                     if home != shard && self.probe(schema, home, &key.value).await?.row.is_some() {
                         total -= 1;
@@ -89,41 +94,65 @@ impl<B: Backend> Router<B> {
         schema: &'static Schema,
     ) -> Result<Vec<(String, u64)>> {
         let span = self.span("count_per_shard", schema.table, None);
-        let counts = self.counts(schema).traced(span).await?;
-        Ok(self
-            .shards
-            .iter()
-            .zip(counts)
-            .map(|(shard, (rows, _))| (shard.name.clone(), rows))
-            .collect())
+        async {
+            let statement = sql::count(schema, self.epoch());
+            let all: Vec<usize> = (0..self.shards.len()).collect();
+            let answers = self.each_shard(&all, |i| self.query(i, &statement)).await;
+            let counts = self.shard_counts(answers)?;
+            Ok(self
+                .shards
+                .iter()
+                .zip(counts)
+                .map(|(shard, count)| (shard.name.clone(), count.rows))
+                .collect())
+        }
+        .traced(span)
+        .await
     }
 
-    /// `(rows, frozen rows)` of every shard.
-    async fn counts(&self, schema: &'static Schema) -> Result<Vec<(u64, u64)>> {
-        self.counts_of(&sql::count(schema)).await
-    }
-
-    /// [`Router::counts`] with the model's count statement: one copy for every model.
-    async fn counts_of(&self, statement: &Statement) -> Result<Vec<(u64, u64)>> {
-        let all: Vec<usize> = (0..self.shards.len()).collect();
-        let answers = self
-            .each_shard(&all, |i| async move { self.query(i, statement).await })
-            .await;
+    /// Each shard's answer to [`sql::count`], or the shards that failed.
+    fn shard_counts(
+        &self,
+        answers: Vec<(usize, Result<Vec<Vec<Value>>>)>,
+    ) -> Result<Vec<ShardCount>> {
         let answers = self.all_or_failed(answers)?;
-        self.shards
-            .iter()
-            .zip(answers)
-            .map(|(shard, rows)| match rows.first().map(Vec::as_slice) {
-                Some([Value::Integer(rows), Value::Integer(frozen)])
-                    if *rows >= 0 && *frozen >= 0 =>
+        let mut counts = Vec::with_capacity(answers.len());
+        for (shard, rows) in self.shards.iter().zip(answers) {
+            let malformed = |row: &[Value]| Error::Shard {
+                shard: shard.name.clone(),
+                message: format!("a row count came back as {row:?}"),
+            };
+            let mut rows = rows.into_iter();
+            let mut count = match rows.next().as_deref() {
+                Some([Value::Integer(0), Value::Integer(n), Value::Integer(unsettled)])
+                    if *n >= 0 =>
                 {
-                    Ok((*rows as u64, *frozen as u64))
+                    ShardCount {
+                        rows: *n as u64,
+                        unsettled: *unsettled != 0,
+                        frozen: Vec::new(),
+                    }
                 }
-                other => Err(Error::Shard {
-                    shard: shard.name.clone(),
-                    message: format!("a row count came back as {other:?}"),
-                }),
-            })
-            .collect()
+                other => return Err(malformed(other.unwrap_or_default())),
+            };
+            for row in rows {
+                match <[Value; 3]>::try_from(row) {
+                    Ok([Value::Integer(1), key, Value::Null]) => count.frozen.push(key),
+                    Ok(row) => return Err(malformed(&row)),
+                    Err(row) => return Err(malformed(&row)),
+                }
+            }
+            counts.push(count);
+        }
+        Ok(counts)
     }
+}
+
+/// One shard's answer to [`sql::count`].
+struct ShardCount {
+    rows: u64,
+    /// The table is unsettled for this reader: rows may be moving.
+    unsettled: bool,
+    /// The keys of the frozen copies (rows being moved away).
+    frozen: Vec<Value>,
 }

@@ -107,6 +107,28 @@ impl<B: Backend> Router<B> {
             .await
     }
 
+    /// `statement` on each of `shards`, one at a time from the last: what a
+    /// count reads while rows may be moving. Shards read at different
+    /// moments could each hold a row that moved in between, counting it
+    /// twice. A move takes a row from a home it had under an older shard
+    /// list to its home now, and jump hash only ever moves a key to an
+    /// appended shard, so the destination always comes after the source:
+    /// read last-first, a row moving meanwhile is counted at most once (its
+    /// destination read before it arrived, or its source, frozen, checked
+    /// against the destination). Answers come back in shard order.
+    pub(crate) async fn each_shard_last_first(
+        &self,
+        shards: &[usize],
+        statement: &Statement,
+    ) -> Vec<(usize, Result<Vec<Vec<Value>>>)> {
+        let mut answers = Vec::with_capacity(shards.len());
+        for &shard in shards.iter().rev() {
+            answers.push((shard, self.query(shard, statement).await));
+        }
+        answers.reverse();
+        answers
+    }
+
     /// The shards `table`'s filter can reach, and each one's answer to `statement`.
     async fn on_targets(
         &self,
@@ -501,7 +523,12 @@ impl<B: Backend> Router<B> {
                 &all,
                 self.epoch(),
             ))?;
-            let (targets, answers) = self.on_targets(table, &statement).await?;
+            let (targets, mut answers) = self.on_targets(table, &statement).await?;
+            if !targets.routed && answers.iter().any(|(_, a)| may_be_moving(a)) {
+                answers = self
+                    .each_shard_last_first(&targets.shards, &statement)
+                    .await;
+            }
             let (answers, failures) = self.split(answers);
             if !failures.is_empty() && !partial {
                 return Err(Error::ShardsFailed { failures });
@@ -675,4 +702,16 @@ impl Ord for GroupKey {
             .find(|o| o.is_ne())
             .unwrap_or(Ordering::Equal)
     }
+}
+
+/// Whether a shard's answer to [`select::aggregates`] says rows may be
+/// moving: the table is unsettled for the reader, or a copy is frozen.
+fn may_be_moving(answer: &Result<Vec<Vec<Value>>>) -> bool {
+    answer.as_ref().is_ok_and(|rows| {
+        rows.iter().any(|row| match row.as_slice() {
+            [Value::Integer(1), ..] => true,
+            [Value::Integer(0), Value::Integer(moving), ..] => *moving != 0,
+            _ => false,
+        })
+    })
 }

@@ -83,9 +83,10 @@ pub(crate) fn rows(
 }
 
 /// The partial aggregates of the rows passing `filter`, per group, as
-/// `[0, NULL, groups..., partials...]`; then each frozen copy passing it
-/// alone, as `[1, key, groups..., its own partials...]`, for the router to
-/// count unless its live copy is home.
+/// `[0, moving, groups..., partials...]` (`moving` is 1 if the table is
+/// unsettled for this reader, so rows may be moving); then each frozen copy
+/// passing it alone, as `[1, key, groups..., its own partials...]`, for the
+/// router to count unless its live copy is home.
 pub(crate) fn aggregates(
     table: &Table,
     filter: &Expr,
@@ -108,7 +109,7 @@ pub(crate) fn aggregates(
     // parts, with its indexes, instead of copying the rows it passes.
     let sql = format!(
         "WITH _collegedb_passed AS NOT MATERIALIZED (SELECT {ROW}.*, {} AS _collegedb_moving FROM {} AS {ROW} WHERE {condition}) \
-         SELECT 0, NULL{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving < 2{group_by} \
+         SELECT 0, MAX(_collegedb_moving){}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving < 2{group_by} \
          UNION ALL SELECT 1, {}{}{} FROM _collegedb_passed AS {ROW} WHERE _collegedb_moving = 2",
         table.moving,
         quoted(table.schema.table),

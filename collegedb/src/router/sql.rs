@@ -39,7 +39,6 @@ enum Shape {
     Peek,
     ProbeLookup(&'static str),
     Count,
-    FrozenKeys,
     Keys,
     InsertCopy,
     UpdateIf,
@@ -311,31 +310,21 @@ pub(crate) fn probe_lookup(
     Statement::new(sql, vec![value.clone(), Value::Integer(epoch as i64)])
 }
 
-/// `[rows, frozen rows]` of a shard: frozen rows are being moved away.
-pub(crate) fn count(schema: &'static Schema) -> Statement {
+/// A shard's rows, as `[0, rows, unsettled]` (whether the table is unsettled
+/// for a reader at epoch `?1`), then `[1, key, NULL]` for each frozen row
+/// (being moved away): one statement, so one snapshot of the shard.
+pub(crate) fn count(schema: &'static Schema, epoch: usize) -> Statement {
     let sql = memo_for(schema, Shape::Count, || {
         let table = quoted(schema.table);
+        let pk = quoted(schema.primary_key_column());
         format!(
-            "SELECT (SELECT COUNT(*) FROM {table}), \
-             (SELECT COUNT(*) FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {table}))",
+            "SELECT 0, (SELECT COUNT(*) FROM {table}), {} \
+             UNION ALL SELECT 1, pk, NULL FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {pk} FROM {table})",
+            unsettled_at(schema, 1),
             literal(schema.table),
-            quoted(schema.primary_key_column()),
         )
     });
-    Statement::new(sql, Vec::new())
-}
-
-/// The primary keys of a shard's frozen rows.
-pub(crate) fn frozen_keys(schema: &'static Schema) -> Statement {
-    let sql = memo_for(schema, Shape::FrozenKeys, || {
-        format!(
-            "SELECT pk FROM _collegedb_marks WHERE tbl = {} AND kind = 'moving' AND pk IN (SELECT {} FROM {})",
-            literal(schema.table),
-            quoted(schema.primary_key_column()),
-            quoted(schema.table),
-        )
-    });
-    Statement::new(sql, Vec::new())
+    Statement::new(sql, vec![Value::Integer(epoch as i64)])
 }
 
 /// Every primary key of a shard.
