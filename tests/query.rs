@@ -1239,6 +1239,49 @@ fn query_reads_shards_in_several_requests_beyond_one_page() {
 }
 
 #[test]
+fn a_page_that_ends_the_query_where_a_full_request_ended_has_no_next() {
+    // Pages as large as one shard request (1000 rows) or a multiple of it,
+    // ending exactly at the last row: no `next`, even though the request
+    // that read the last row came back full.
+    // Shard `?3` of `?2` gets the keys `i * ?2 + ?3` for `i` below `?1`.
+    let fill = "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1) \
+                INSERT INTO items (id, code, rank, score, tag, level) \
+                SELECT i * ?2 + ?3, 'c' || (i * ?2 + ?3), NULL, 0.5, NULL, 1 FROM n";
+    for (shards, rows, limit) in [
+        (1usize, 1000i64, 1000u64),
+        (1, 2000, 1000),
+        (1, 1001, 1001),
+        (2, 1000, 2000),
+    ] {
+        let db = Options::in_memory(shards).open().unwrap();
+        block_on(db.create_schema::<Item>()).unwrap();
+        for shard in 0..shards {
+            let raw = db.raw_on_shard(&format!("shard-{shard}")).unwrap();
+            let params = [rows, shards as i64, shard as i64].map(Value::Integer);
+            block_on(raw.run(fill, &params)).unwrap();
+        }
+        let total = rows as usize * shards;
+        let (walked, pages) = walk(
+            &db,
+            &Item::query(),
+            limit,
+            None,
+            "pages ending at a request",
+        );
+        assert_eq!(
+            walked.len(),
+            total,
+            "{shards} x {rows} rows, pages of {limit}"
+        );
+        assert_eq!(
+            pages,
+            total.div_ceil(limit as usize),
+            "{shards} x {rows} rows, pages of {limit}"
+        );
+    }
+}
+
+#[test]
 fn query_integer_sums_are_exact_or_overflow() {
     // On one shard and over several: the same answers.
     for shards in [1, 3] {

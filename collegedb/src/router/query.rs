@@ -423,7 +423,10 @@ impl<B: Backend> Router<B> {
             last.extend(row.drain(..=width).skip(1));
             sink(row)?;
         }
-        let more = streams.iter().any(|s| !s.rows.is_empty() || s.more);
+        let mut more = streams.iter().any(|s| !s.rows.is_empty());
+        if !more && plan.limit.is_some() && taken > 0 {
+            more = self.any_after(table, plan, &streams).await?;
+        }
         let next = match plan.limit {
             Some(_) if more && taken > 0 => Some(Cursor::new(table.schema.table, terms, last)),
             _ => None,
@@ -434,6 +437,36 @@ impl<B: Backend> Router<B> {
             total: None,
             failed,
         })
+    }
+
+    /// Whether a stream that filled its last request has a row after it.
+    /// A request carries a look-ahead row only below [`PAGE_ROWS`], so a page
+    /// that ends where a full request ended asks for one more row to know
+    /// whether a next page exists.
+    async fn any_after(
+        &self,
+        table: &Table<'_>,
+        plan: &Plan<'_>,
+        streams: &[Stream],
+    ) -> Result<bool> {
+        let open: Vec<&Stream> = streams.iter().filter(|s| s.more).collect();
+        let shards: Vec<usize> = open.iter().map(|s| s.shard).collect();
+        let open = &open;
+        let answers = self
+            .each_shard(&shards, |shard| async move {
+                let stream = open
+                    .iter()
+                    .find(|s| s.shard == shard)
+                    .expect("an open stream");
+                let statement = self.rows_statement(table, plan, stream.after.as_deref(), 1)?;
+                self.query(shard, &statement).await
+            })
+            .await;
+        let (answers, failures) = self.split(answers);
+        if !failures.is_empty() && !plan.partial {
+            return Err(Error::ShardsFailed { failures });
+        }
+        Ok(answers.iter().any(|(_, rows)| !rows.is_empty()))
     }
 
     /// Rows passing `filter`, each once.
