@@ -155,7 +155,8 @@ pub trait SqlField: Sized {
     /// Encodes the value, refusing what SQLite would not store faithfully:
     /// integers it cannot hold (`u64` above `i64::MAX`:
     /// [`Error::IntegerOutOfRange`]) and NaN, which it would store as NULL
-    /// ([`Error::Encode`]; infinities are stored). That `Error::Encode` names
+    /// ([`Error::Encode`]; infinities are stored). `-0.0` is encoded as
+    /// `0.0`: SQLite keeps no sign on zero, and the two compare equal. That `Error::Encode` names
     /// the column `<value>`, which the derive's code replaces with `table.column`.
     fn to_value(&self) -> Result<Value>;
     /// Decodes a stored value.
@@ -207,7 +208,9 @@ impl SqlField for f64 {
                 message: "it is NaN, which SQLite would store as NULL".to_owned(),
             });
         }
-        Ok(Value::Real(*self))
+        // SQLite keeps an integral REAL as an integer, so zero loses its
+        // sign: encoded as `0.0`, the value is the one every read returns.
+        Ok(Value::Real(if *self == 0.0 { 0.0 } else { *self }))
     }
     fn from_value(value: Value) -> Result<Self, Mismatch> {
         match value {
@@ -540,6 +543,21 @@ mod tests {
         match result {
             Err(Error::Encode { column, message }) => (column, message),
             other => panic!("expected an encode error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_encoded_as_zero() {
+        for zero in [
+            (-0.0f64).to_value(),
+            (-0.0f32).to_value(),
+            Some(-0.0f64).to_value(),
+        ] {
+            let zero = zero.unwrap();
+            assert!(
+                matches!(zero, Value::Real(z) if z.to_bits() == 0),
+                "{zero:?}"
+            );
         }
     }
 
