@@ -354,11 +354,15 @@ pub(crate) enum Merged {
 }
 
 /// A running sum: the integers' sum (exact), and the reals' sum; `None`
-/// while no value of that kind was added.
+/// while no value of that kind was added. The reals are added as SQLite adds
+/// them within a shard (Kahan–Babuška–Neumaier: the rounding error of each
+/// addition is kept and added back at the end), so that where the rows live
+/// does not change a sum that cancels.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Sum {
     integer: Option<i128>,
     real: Option<f64>,
+    error: f64,
 }
 
 impl Sum {
@@ -369,28 +373,53 @@ impl Sum {
             let value = (i128::from(*high) << 32) + i128::from(*low);
             self.integer = Some(self.integer.unwrap_or(0) + value);
         }
-        if let Value::Real(r) = part(2) {
-            self.real = Some(self.real.unwrap_or(0.0) + r);
+        if let Value::Real(r) = *part(2) {
+            let sum = self.real.unwrap_or(0.0);
+            let total = sum + r;
+            // Past the largest double the error means nothing.
+            if total.is_finite() {
+                self.error += if sum.abs() >= r.abs() {
+                    (sum - total) + r
+                } else {
+                    (r - total) + sum
+                };
+            }
+            self.real = Some(total);
         }
         self
     }
 
-    /// SQLite's `SUM`: NULL over no values, a real if any value was one,
-    /// else the integer, or `overflow` if it does not fit in 64 bits.
+    /// The reals' sum with its rounding error added back, as a double.
+    fn real(self) -> Option<f64> {
+        self.real.map(|real| {
+            if real.is_finite() {
+                real + self.error
+            } else {
+                real
+            }
+        })
+    }
+
+    /// SQLite's `SUM`: NULL over no values, a real if any value was one
+    /// (NULL if infinities of both signs met), else the integer, or
+    /// `overflow` if it does not fit in 64 bits.
     fn value(self, overflow: impl FnOnce() -> Error) -> Result<Value> {
-        Ok(match (self.integer, self.real) {
+        Ok(match (self.integer, self.real()) {
             (None, None) => Value::Null,
-            (integer, Some(real)) => Value::Real(integer.map_or(0.0, |i| i as f64) + real),
+            (_, Some(_)) => self.as_f64().map_or(Value::Null, Value::Real),
             (Some(integer), None) => {
                 Value::Integer(i64::try_from(integer).map_err(|_| overflow())?)
             }
         })
     }
 
+    /// The sum as a double; `None` over no values, or where infinities of
+    /// both signs met.
     fn as_f64(self) -> Option<f64> {
-        match (self.integer, self.real) {
+        match (self.integer, self.real()) {
             (None, None) => None,
-            (integer, real) => Some(integer.map_or(0.0, |i| i as f64) + real.unwrap_or(0.0)),
+            (integer, real) => Some(integer.map_or(0.0, |i| i as f64) + real.unwrap_or(0.0))
+                .filter(|sum| !sum.is_nan()),
         }
     }
 }
@@ -488,6 +517,44 @@ mod tests {
         assert_eq!(merged.finish("t", &sum).unwrap(), Value::Integer(0));
         merged.add(&sum, &[Value::Null, Value::Null, Value::Real(0.5)]);
         assert_eq!(merged.finish("t", &sum).unwrap(), Value::Real(0.5));
+    }
+
+    /// The summed parts of a shard holding the real `r` alone.
+    fn real_parts(r: f64) -> Vec<Value> {
+        vec![Value::Null, Value::Null, Value::Real(r)]
+    }
+
+    #[test]
+    fn real_sums_keep_what_cancels_and_opposite_infinities_are_null() {
+        let sum: Aggregate<()> = aggregate(Function::Sum, Some(("x", 1)));
+        let avg: Aggregate<()> = aggregate(Function::Avg, Some(("x", 1)));
+        let merged_over = |aggregate: &Aggregate<()>, shards: &[f64]| {
+            let mut merged = Merged::new(aggregate);
+            for &r in shards {
+                let mut partial = real_parts(r);
+                partial.push(Value::Integer(1));
+                merged.add(aggregate, &partial[..aggregate.width()]);
+            }
+            merged.finish("t", aggregate).unwrap()
+        };
+        // What SQLite answers with the three rows on one shard.
+        assert_eq!(merged_over(&sum, &[1e16, 1.0, -1e16]), Value::Real(1.0));
+        assert_eq!(
+            merged_over(&avg, &[1e16, 1.0, -1e16]),
+            Value::Real(1.0 / 3.0)
+        );
+        assert_eq!(
+            merged_over(&sum, &[f64::INFINITY, 5.0]),
+            Value::Real(f64::INFINITY)
+        );
+        assert_eq!(
+            merged_over(&sum, &[f64::INFINITY, f64::NEG_INFINITY]),
+            Value::Null
+        );
+        assert_eq!(
+            merged_over(&avg, &[f64::INFINITY, f64::NEG_INFINITY]),
+            Value::Null
+        );
     }
 
     /// The summed parts of a shard holding the integer `i` alone.
