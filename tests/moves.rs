@@ -706,3 +706,94 @@ fn counts_never_show_a_row_twice_while_a_rebalance_moves_it() {
         }
     }
 }
+
+/// Reads of every user's id: a listing, a query in another order, and a
+/// cursor walk in pages of one row.
+type Lister = for<'a> fn(&'a Db) -> futures::future::LocalBoxFuture<'a, Vec<String>>;
+
+const LISTERS: [(&str, Lister); 3] = [
+    ("list", |db| {
+        Box::pin(async move {
+            let users = User::list(db).await.unwrap();
+            users.into_iter().map(|u| u.id).collect()
+        })
+    }),
+    ("by name, descending", |db| {
+        Box::pin(async move {
+            let query = User::query().order_by(User::NAME.desc());
+            let users = query.all(db).await.unwrap();
+            users.into_iter().map(|u| u.id).collect()
+        })
+    }),
+    ("pages of one", |db| {
+        Box::pin(async move {
+            let mut ids = Vec::new();
+            let mut query = User::query().limit(1);
+            loop {
+                let page = query.clone().page(db).await.unwrap();
+                ids.extend(page.rows.into_iter().map(|u| u.id));
+                match page.next {
+                    Some(next) => query = query.after(next),
+                    None => return ids,
+                }
+            }
+        })
+    }),
+];
+
+#[test]
+fn listings_never_show_a_row_twice_while_a_rebalance_moves_it() {
+    // As for counts: the whole move between every two calls of the read,
+    // including after the home shard was read unsettled and before the
+    // source is read settled.
+    for (name, lister) in LISTERS {
+        let calls = calls_of(|db, _| {
+            Box::pin(async move {
+                lister(db).await;
+            })
+        });
+        for k in 0..calls {
+            for phase in PHASES {
+                block_on(async {
+                    let (scene, target, script, listed, mover) = race().await;
+                    rebalance_at(&script, k, phase, &mover);
+                    let ids = lister(&listed).await;
+                    let context = format!("{name}, the rebalance at {phase:?} call {k}: {ids:?}");
+                    let mut unique = ids.clone();
+                    unique.sort();
+                    unique.dedup();
+                    assert_eq!(unique.len(), ids.len(), "{context}");
+                    let all: Vec<String> = scene.users.iter().map(|u| u.id.clone()).collect();
+                    let missed: Vec<&String> = all.iter().filter(|id| !ids.contains(id)).collect();
+                    assert!(missed.is_empty() || missed == [&target.id], "{context}");
+                });
+            }
+        }
+    }
+}
+
+async fn first_by_email(db: &Db, email: &str) -> Option<User> {
+    let query = User::query().filter(User::EMAIL.eq(email.to_owned()));
+    query.first(db).await.unwrap()
+}
+
+#[test]
+fn a_query_pinned_by_a_lookup_finds_its_row_while_a_rebalance_moves_it() {
+    // The query locates the row by its email, then reads that shard only:
+    // a move finishing in between must not make it miss.
+    let calls = calls_of(|db, scene| {
+        Box::pin(async move {
+            first_by_email(db, &scene.target().email).await;
+        })
+    });
+    for k in 0..calls {
+        for phase in PHASES {
+            block_on(async {
+                let (_, target, script, reader, mover) = race().await;
+                rebalance_at(&script, k, phase, &mover);
+                let found = first_by_email(&reader, &target.email).await;
+                assert_eq!(found, Some(target), "the rebalance at {phase:?} call {k}");
+            });
+        }
+    }
+}

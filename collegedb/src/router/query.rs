@@ -14,7 +14,7 @@ use std::future::Future;
 use futures::StreamExt;
 
 use super::locate::lookup_of;
-use super::{select, Router};
+use super::{select, Router, ATTEMPTS};
 use crate::backend::calls::Trace;
 use crate::backend::{Backend, ShardExecutor, Statement};
 use crate::error::{Error, Result, ShardFailure};
@@ -307,7 +307,22 @@ impl<B: Backend> Router<B> {
                 return Ok(page);
             }
         }
-        let targets = self.targets(table.schema, table.filter).await?;
+        // A row located by its key can move between being located and being
+        // read: a routed read that finds nothing locates it again, and reads
+        // again only where the row is now (bounded, as writes are).
+        let mut targets = self.targets(table.schema, table.filter).await?;
+        for _ in 1..ATTEMPTS {
+            let shards = targets.shards.clone();
+            let routed = targets.routed;
+            let page = self.merge_on(table, plan, targets, &mut *sink).await?;
+            if page.rows > 0 || !routed {
+                return Ok(page);
+            }
+            targets = self.targets(table.schema, table.filter).await?;
+            if targets.shards == shards {
+                return Ok(page);
+            }
+        }
         self.merge_on(table, plan, targets, sink).await
     }
 
@@ -338,6 +353,9 @@ impl<B: Backend> Router<B> {
         let mut taken_keys: HashSet<KeyOf> = HashSet::new();
         // The ordering values of the last row taken: the next page's cursor.
         let mut last: Vec<Value> = Vec::new();
+        // Some shard answered while the table was unsettled for this reader:
+        // rows may be moving between the reads of two shards.
+        let mut unsettled = false;
         loop {
             // Rows skipped by the offset count too: `wanted` is offset + limit.
             let read = skipped + taken;
@@ -382,6 +400,7 @@ impl<B: Backend> Router<B> {
                         .find(|s| s.shard == shard)
                         .expect("a page answers a stream");
                     stream.more = rows.len() as u64 >= ask;
+                    unsettled |= rows.iter().any(|row| row[0] != Value::Integer(0));
                     if let Some(row) = rows.last() {
                         stream.after = Some(row[1..=width].to_vec());
                     }
@@ -399,8 +418,11 @@ impl<B: Backend> Router<B> {
             let mut row = streams[next].rows.pop_front().expect("a head was chosen");
             // While a table is unsettled, rows may move between the reads
             // of two shards: every key taken is remembered, and a frozen copy
-            // is taken only if its home holds no live one.
-            if !targets.routed && matches!(row[0], Value::Integer(1 | 2)) {
+            // is taken only if its home holds no live one. Once any shard
+            // said so, rows of shards read after the table settled are
+            // checked too: one of them may be the home copy of a row already
+            // taken from its source.
+            if !targets.routed && unsettled {
                 // The primary key ends the ordering's values.
                 let key = &row[width];
                 if matches!(row[0], Value::Integer(2))
