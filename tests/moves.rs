@@ -678,6 +678,42 @@ const COUNTERS: [(&str, Counter); 3] = [
     }),
 ];
 
+/// The parts of [`race`] for a read run with another handle's whole
+/// rebalance at one of its calls, and which call, for messages.
+struct RaceAt {
+    scene: Scene,
+    target: User,
+    script: Script,
+    db: Db,
+    at: String,
+}
+
+/// Runs `probe` once for every call of `read` (on a fresh one-moving scene)
+/// and both phases, with the whole rebalance of another handle set to run
+/// at that call of the probe's handle.
+fn rebalance_at_every_call_of(
+    read: impl for<'a> Fn(&'a Db, &'a Scene) -> futures::future::LocalBoxFuture<'a, ()>,
+    probe: impl Fn(RaceAt) -> futures::future::LocalBoxFuture<'static, ()>,
+) {
+    for k in 0..calls_of(read) {
+        for phase in PHASES {
+            block_on(async {
+                let (scene, target, script, db, mover) = race().await;
+                rebalance_at(&script, k, phase, &mover);
+                let at = format!("the rebalance at {phase:?} call {k}");
+                probe(RaceAt {
+                    scene,
+                    target,
+                    script,
+                    db,
+                    at,
+                })
+                .await;
+            });
+        }
+    }
+}
+
 #[test]
 fn counts_never_show_a_row_twice_while_a_rebalance_moves_it() {
     // The whole move (freeze, copy home, remove) runs between two calls of
@@ -685,25 +721,23 @@ fn counts_never_show_a_row_twice_while_a_rebalance_moves_it() {
     // show the row. The one race the design leaves is a miss (the home read
     // before the copy, the source after the removal); the next count is exact.
     for (name, counter) in COUNTERS {
-        let calls = calls_of(|db, _| {
-            Box::pin(async move {
-                counter(db).await;
-            })
-        });
-        for k in 0..calls {
-            for phase in PHASES {
-                block_on(async {
-                    let (scene, _, script, counted, mover) = race().await;
-                    rebalance_at(&script, k, phase, &mover);
-                    let n = counter(&counted).await;
-                    let rows = scene.users.len() as u64;
-                    let context = format!("{name}, the rebalance at {phase:?} call {k}");
+        rebalance_at_every_call_of(
+            |db, _| {
+                Box::pin(async move {
+                    counter(db).await;
+                })
+            },
+            |race| {
+                Box::pin(async move {
+                    let n = counter(&race.db).await;
+                    let rows = race.scene.users.len() as u64;
+                    let context = format!("{name}, {}", race.at);
                     assert!(n == rows || n == rows - 1, "{context}: {n} of {rows}");
-                    script.clear();
-                    assert_eq!(counter(&counted).await, rows, "{context}, counted again");
-                });
-            }
-        }
+                    race.script.clear();
+                    assert_eq!(counter(&race.db).await, rows, "{context}, counted again");
+                })
+            },
+        );
     }
 }
 
@@ -747,28 +781,30 @@ fn listings_never_show_a_row_twice_while_a_rebalance_moves_it() {
     // including after the home shard was read unsettled and before the
     // source is read settled.
     for (name, lister) in LISTERS {
-        let calls = calls_of(|db, _| {
-            Box::pin(async move {
-                lister(db).await;
-            })
-        });
-        for k in 0..calls {
-            for phase in PHASES {
-                block_on(async {
-                    let (scene, target, script, listed, mover) = race().await;
-                    rebalance_at(&script, k, phase, &mover);
-                    let ids = lister(&listed).await;
-                    let context = format!("{name}, the rebalance at {phase:?} call {k}: {ids:?}");
+        rebalance_at_every_call_of(
+            |db, _| {
+                Box::pin(async move {
+                    lister(db).await;
+                })
+            },
+            |race| {
+                Box::pin(async move {
+                    let ids = lister(&race.db).await;
+                    let context = format!("{name}, {}: {ids:?}", race.at);
                     let mut unique = ids.clone();
                     unique.sort();
                     unique.dedup();
                     assert_eq!(unique.len(), ids.len(), "{context}");
-                    let all: Vec<String> = scene.users.iter().map(|u| u.id.clone()).collect();
-                    let missed: Vec<&String> = all.iter().filter(|id| !ids.contains(id)).collect();
-                    assert!(missed.is_empty() || missed == [&target.id], "{context}");
-                });
-            }
-        }
+                    let missed: Vec<&User> = race
+                        .scene
+                        .users
+                        .iter()
+                        .filter(|u| !ids.contains(&u.id))
+                        .collect();
+                    assert!(missed.is_empty() || missed == [&race.target], "{context}");
+                })
+            },
+        );
     }
 }
 
@@ -781,19 +817,17 @@ async fn first_by_email(db: &Db, email: &str) -> Option<User> {
 fn a_query_pinned_by_a_lookup_finds_its_row_while_a_rebalance_moves_it() {
     // The query locates the row by its email, then reads that shard only:
     // a move finishing in between must not make it miss.
-    let calls = calls_of(|db, scene| {
-        Box::pin(async move {
-            first_by_email(db, &scene.target().email).await;
-        })
-    });
-    for k in 0..calls {
-        for phase in PHASES {
-            block_on(async {
-                let (_, target, script, reader, mover) = race().await;
-                rebalance_at(&script, k, phase, &mover);
-                let found = first_by_email(&reader, &target.email).await;
-                assert_eq!(found, Some(target), "the rebalance at {phase:?} call {k}");
-            });
-        }
-    }
+    rebalance_at_every_call_of(
+        |db, scene| {
+            Box::pin(async move {
+                first_by_email(db, &scene.target().email).await;
+            })
+        },
+        |race| {
+            Box::pin(async move {
+                let found = first_by_email(&race.db, &race.target.email).await;
+                assert_eq!(found, Some(race.target), "{}", race.at);
+            })
+        },
+    );
 }
