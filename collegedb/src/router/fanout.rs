@@ -136,10 +136,9 @@ impl<B: Backend> Router<B> {
                 other => return Err(malformed(other.unwrap_or_default())),
             };
             for row in rows {
-                match <[Value; 3]>::try_from(row) {
-                    Ok([Value::Integer(1), key, Value::Null]) => count.frozen.push(key),
-                    Ok(row) => return Err(malformed(&row)),
-                    Err(row) => return Err(malformed(&row)),
+                match row.as_slice() {
+                    [Value::Integer(1), key, Value::Null] => count.frozen.push(key.clone()),
+                    other => return Err(malformed(other)),
                 }
             }
             counts.push(count);
