@@ -227,7 +227,13 @@ impl SqlField for f32 {
         f64::from(*self).to_value()
     }
     fn from_value(value: Value) -> Result<Self, Mismatch> {
-        f64::from_value(value).map(|r| r as f32)
+        let real = f64::from_value(value)?;
+        let narrowed = real as f32;
+        // A finite double beyond f32's range would become an infinity.
+        if narrowed.is_infinite() && real.is_finite() {
+            return Err(Mismatch::new("REAL within f32's range", &Value::Real(real)));
+        }
+        Ok(narrowed)
     }
 }
 
@@ -544,6 +550,21 @@ mod tests {
             Err(Error::Encode { column, message }) => (column, message),
             other => panic!("expected an encode error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn reals_beyond_f32_are_refused_as_f32() {
+        assert!(f32::from_value(Value::Real(1e300)).is_err());
+        assert!(f32::from_value(Value::Real(-1e39)).is_err());
+        assert_eq!(
+            f32::from_value(Value::Real(f64::from(f32::MAX))),
+            Ok(f32::MAX)
+        );
+        assert_eq!(
+            f32::from_value(Value::Real(f64::NEG_INFINITY)),
+            Ok(f32::NEG_INFINITY)
+        );
+        assert_eq!(f32::from_value(Value::Real(0.1)), Ok(0.1f32));
     }
 
     #[test]
