@@ -43,6 +43,30 @@ fn reopening_a_directory_finds_every_row_and_alias() {
 }
 
 #[test]
+fn a_missing_shard_file_is_refused_not_started_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    block_on(async {
+        let db = Options::dir(dir.path()).shards(3).open().unwrap();
+        User::create_schema(&db).await.unwrap();
+        insert_users(&db, 30).await;
+        drop(db);
+        let lost = dir.path().join("shard-1.sqlite");
+        let kept = dir.path().join("shard-1.kept");
+        std::fs::rename(&lost, &kept).unwrap();
+
+        let err = Options::dir(dir.path()).open().err().expect("refused");
+        assert_eq!(err.code(), "io", "{err}");
+        assert!(err.to_string().contains("shard-1"), "{err}");
+        assert!(!lost.exists(), "nothing was created in its place");
+
+        // Restored, the directory opens with every row.
+        std::fs::rename(&kept, &lost).unwrap();
+        let db = Options::dir(dir.path()).open().unwrap();
+        assert_eq!(User::count(&db).await.unwrap(), 30);
+    });
+}
+
+#[test]
 fn appending_a_shard_relocates_about_one_in_n_plus_one_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {

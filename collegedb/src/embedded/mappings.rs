@@ -25,6 +25,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS shards (position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, incarnation TEXT NOT NULL, nonce TEXT NOT NULL, shard TEXT NOT NULL, created INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shard_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
 
 /// Keys per page of [`MappingStore::list`], as KV pages them.
@@ -64,6 +65,26 @@ impl SqliteMappings {
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The shards whose files were created: such a file that is missing took
+    /// its rows with it, and must not be created again, empty.
+    pub(crate) fn shard_files(&self) -> Result<Vec<String>> {
+        self.conn()
+            .prepare("SELECT name FROM shard_files")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(store_error)
+    }
+
+    /// Records that the file of shard `name` exists.
+    pub(crate) fn shard_file_made(&self, name: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO shard_files (name) VALUES (?1)",
+                [name],
+            )
+            .map(drop)
+            .map_err(store_error)
     }
 
     /// The stable shard list, grown to `wanted` shards named by `name_of` if asked.

@@ -63,6 +63,9 @@ pub struct Options {
 
 impl Options {
     /// Files in `dir` (created if missing): `shard-N.sqlite` and `mappings.sqlite`.
+    /// Opening refuses ([`Error::Io`]) a directory whose shard file, once
+    /// created, is missing: starting that shard empty would lose its rows
+    /// without a word.
     pub fn dir(dir: impl AsRef<Path>) -> Self {
         Options {
             storage: Storage::Dir(dir.as_ref().to_owned()),
@@ -119,11 +122,27 @@ impl Options {
                 })?;
                 let mappings = SqliteMappings::open(&dir.join("mappings.sqlite"))?;
                 let names = mappings.shard_list(self.shards, shard_name)?;
+                let made = mappings.shard_files()?;
                 let shards = names
                     .into_iter()
                     .map(|name| {
                         let path = dir.join(format!("{name}.sqlite"));
-                        SqliteShard::open(name, &path)
+                        let was_made = made.contains(&name);
+                        // SQLite would create a missing file, empty: the
+                        // shard's rows would be gone without a word.
+                        if was_made && !path.exists() {
+                            return Err(Error::Io {
+                                path: path.display().to_string(),
+                                message: format!(
+                                    "the file of {name} is missing: it held that shard's rows; restore it (opening would start the shard empty)"
+                                ),
+                            });
+                        }
+                        let shard = SqliteShard::open(name, &path)?;
+                        if !was_made {
+                            mappings.shard_file_made(shard.name())?;
+                        }
+                        Ok(shard)
                     })
                     .collect::<Result<Vec<_>>>()?;
                 (mappings, shards)
