@@ -1037,6 +1037,24 @@ fn query_explain_returns_one_plan_per_shard_and_uses_the_index() {
 }
 
 #[test]
+fn raw_sql_refuses_a_nan_parameter_and_writes_nothing() {
+    let db = Options::in_memory(2).open().unwrap();
+    block_on(async {
+        db.create_schema::<Item>().await.unwrap();
+        items(4)[0].insert(&db).await.unwrap();
+        let id = items(4)[0].id;
+        let nan = [Value::Real(f64::NAN), Value::Integer(id)];
+        let update = "UPDATE items SET score = ?1 WHERE id = ?2";
+        let shard = db.raw_for_key(Item::ID, id).await.unwrap();
+        assert_eq!(shard.run(update, &nan).await.unwrap_err().code(), "encode");
+        let every = db.raw_on_every_shard();
+        assert_eq!(every.run(update, &nan).await.unwrap_err().code(), "encode");
+        let stored = Item::get(&db, id).await.unwrap().unwrap();
+        assert_eq!(stored.score, items(4)[0].score);
+    });
+}
+
+#[test]
 fn query_raw_sql_on_a_key_a_named_shard_and_every_shard() {
     let db = Options::in_memory(4).open().unwrap();
     let reference = reference_db::<Item>();

@@ -95,8 +95,21 @@ impl<B: Backend> Database<B> {
 }
 
 /// A statement with its parameters, refused before sending if the backend
-/// would refuse it.
+/// would refuse it, or if a parameter is NaN (SQLite would bind NULL, as a
+/// typed field refuses to store).
 fn statement<B: Backend>(sql: &str, params: &[Value]) -> Result<Statement> {
+    if let Some(i) = params
+        .iter()
+        .position(|p| matches!(p, Value::Real(r) if r.is_nan()))
+    {
+        return Err(Error::Encode {
+            column: "<parameter>",
+            message: format!(
+                "parameter {} is NaN, which SQLite would bind as NULL",
+                i + 1
+            ),
+        });
+    }
     let statement = Statement::new(sql.to_owned(), params.to_vec());
     B::Shard::check_statement(&statement)?;
     Ok(statement)
