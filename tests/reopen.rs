@@ -8,14 +8,18 @@ use example_models::User;
 
 const USERS: usize = 2_000;
 
+/// A directory of `shards` shards holding `users` users, its handle closed.
+async fn written(dir: &std::path::Path, shards: usize, users: usize) {
+    let db = Options::dir(dir).shards(shards).open().unwrap();
+    User::create_schema(&db).await.unwrap();
+    insert_users(&db, users).await;
+}
+
 #[test]
 fn reopening_a_directory_finds_every_row_and_alias() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
-        let db = Options::dir(dir.path()).shards(4).open().unwrap();
-        User::create_schema(&db).await.unwrap();
-        insert_users(&db, 50).await;
-        drop(db);
+        written(dir.path(), 4, 50).await;
 
         let db = Options::dir(dir.path()).open().unwrap();
         assert_eq!(db.shard_names().count(), 4);
@@ -46,10 +50,7 @@ fn reopening_a_directory_finds_every_row_and_alias() {
 fn a_missing_shard_file_is_refused_not_started_empty() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
-        let db = Options::dir(dir.path()).shards(3).open().unwrap();
-        User::create_schema(&db).await.unwrap();
-        insert_users(&db, 30).await;
-        drop(db);
+        written(dir.path(), 3, 30).await;
         let lost = dir.path().join("shard-1.sqlite");
         let kept = dir.path().join("shard-1.kept");
         std::fs::rename(&lost, &kept).unwrap();
@@ -70,10 +71,7 @@ fn a_missing_shard_file_is_refused_not_started_empty() {
 fn appending_a_shard_relocates_about_one_in_n_plus_one_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
-        let db = Options::dir(dir.path()).shards(4).open().unwrap();
-        User::create_schema(&db).await.unwrap();
-        insert_users(&db, USERS).await;
-        drop(db);
+        written(dir.path(), 4, USERS).await;
 
         let db = Options::dir(dir.path()).shards(5).open().unwrap();
         User::create_schema(&db).await.unwrap();
@@ -118,10 +116,7 @@ fn an_interrupted_move_is_finished_by_running_the_rebalance_again() {
     use collegedb::Value;
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
-        let db = Options::dir(dir.path()).shards(1).open().unwrap();
-        User::create_schema(&db).await.unwrap();
-        insert_users(&db, 200).await;
-        drop(db);
+        written(dir.path(), 1, 200).await;
         let db = Options::dir(dir.path()).shards(2).open().unwrap();
         User::create_schema(&db).await.unwrap();
 
